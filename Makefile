@@ -1,0 +1,29 @@
+# make demo: set up .venv and run the main job.   make test: set up .venv and run every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export WORKBENCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
+export PYTHONHASHSEED := 0
+
+.PHONY: demo test venv bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(BIN)/workbench demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
