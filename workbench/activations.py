@@ -121,7 +121,13 @@ def _check_input(x) -> None:
                          f"of shape {getattr(x, 'shape', None)}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"inputs must be floating point in the model's range, got {x.dtype}")
-    if not isinstance(x, jax.core.Tracer) and not bool(jnp.isfinite(x).all()):
+    if isinstance(x, np.ndarray):
+        finite = np.isfinite(x).all()
+    elif isinstance(x, jax.core.Tracer):
+        return
+    else:
+        finite = jnp.isfinite(x).all()
+    if not bool(finite):
         raise ValueError("inputs contain NaN or infinity")
 
 
