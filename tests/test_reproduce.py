@@ -1,0 +1,118 @@
+"""The reproduction pipeline on throw-away notebooks: profiles, failures, the report."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from workbench import reproduce
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _notebook(path: Path, parameters: str, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    tagged = nbformat.v4.new_code_cell(parameters)
+    tagged.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A test notebook"), tagged]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, path)
+
+
+WRITE_RESULTS = """
+from pathlib import Path
+out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+(out / "results.md").write_text(f"| quantity | value |\\n|---|---|\\n| n | {n} |\\n")
+(out / "table.csv").write_text(f"quantity,paper,ours,spread\\naccuracy,0.5,{n / 10},0.01\\n")
+(out / "other.csv").write_text("a,b,c\\n1,2,3\\n")
+"""
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    (notebooks / "profiles").mkdir(parents=True)
+    params = 'n: int = 1  # a size\nout_dir: str = "unused"  # where results go\n'
+    _notebook(notebooks / "alpha.ipynb", params, WRITE_RESULTS)
+    _notebook(notebooks / "broken.ipynb", params, "x = 1",
+              "raise RuntimeError('deliberate failure ' + str(n))", "y = 2")
+    _notebook(notebooks / "omega.ipynb", params, WRITE_RESULTS)
+    profile = {"defaults": {"n": 3, "not_declared_anywhere": 1}, "omega": {"n": 7},
+               "missing": {"n": 1}}
+    (notebooks / "profiles" / "tiny.yml").write_text(yaml.safe_dump(profile))
+    return tmp_path
+
+
+def _run(folder: Path, *extra: str) -> int:
+    return reproduce.main(["--profile", "tiny", "--notebooks", str(folder / "notebooks"),
+                           "--figures", str(folder / "figures"), "--out", str(folder / "run"),
+                           "--no-progress", *extra])
+
+
+def test_failing_notebook_is_reported_and_the_others_still_run(folder):
+    assert _run(folder) == 1
+    run = folder / "run"
+    assert sorted(p.name for p in run.glob("*.ipynb")) == [
+        "alpha.ipynb", "broken.ipynb", "omega.ipynb"]
+    # defaults apply where declared; a notebook's own section overrides them
+    assert "| n | 3 |" in (folder / "figures" / "alpha" / "results.md").read_text()
+    assert "| n | 7 |" in (folder / "figures" / "omega" / "results.md").read_text()
+    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    assert "**2 of 3 notebooks ran**; failed: broken." in report
+    # the failing cell: 0 markdown, 1 parameters, 2 injected parameters, 3 "x = 1", 4 raise
+    assert "**Failed** in cell 4 (`In [4]`: `raise RuntimeError('deliberate failure ' + str(n))`)" \
+        in report
+    assert "RuntimeError: deliberate failure 3" in report
+    # the reproduced table, with ours - paper; a CSV without a paper column is left out
+    assert "| accuracy | 0.5 | 0.7 | 0.01 | +0.2 |" in report
+    assert "| accuracy | 0.5 | 0.3 | 0.01 | -0.2 |" in report
+    assert "other.csv" not in report
+    assert "Parameters: `n=7`." in report
+    assert "which is not a notebook here" in report and "`missing`" in report
+    for package in ("python", "jax", "flax"):
+        assert f"{package} " in report.split("Versions: ")[1]
+    executed = nbformat.read(run / "broken.ipynb", as_version=4)
+    assert executed.cells[-1].get("outputs", []) == []  # the cell after the failure never ran
+
+
+def test_only_runs_the_named_notebook(folder):
+    assert _run(folder, "--only", "omega") == 0
+    assert [p.name for p in (folder / "run").glob("*.ipynb")] == ["omega.ipynb"]
+    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    assert "**1 of 1 notebooks ran**." in report
+
+
+def test_bad_names_exit_2(folder, capsys):
+    assert _run(folder, "--only", "nope") == 2
+    assert "no notebook named ['nope']" in capsys.readouterr().err
+    assert reproduce.main(["--profile", "nope", "--notebooks", str(folder / "notebooks")]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_undeclared_parameter_fails_that_notebook_before_it_runs(folder):
+    profile = folder / "notebooks" / "profiles" / "tiny.yml"
+    profile.write_text(yaml.safe_dump({"alpha": {"typo": 1}}))
+    assert _run(folder, "--only", "alpha", "--only", "omega") == 1
+    assert not (folder / "run" / "alpha.ipynb").exists()
+    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    assert "**Failed** before any cell ran" in report
+    assert "the profile sets ['typo'], which its parameters cell does not declare" in report
+
+
+def test_collect_results_renders_paper_tables(tmp_path):
+    (tmp_path / "t.csv").write_text("k,paper,ours\n1,0.25,0.5\n2,n/a,0.1\n")
+    text = reproduce.collect_results(tmp_path)
+    assert text.splitlines()[2:] == ["| k | paper | ours | ours - paper |", "|---|---|---|---|",
+                                     "| 1 | 0.25 | 0.5 | +0.25 |", "| 2 | n/a | 0.1 |  |"]
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper", "ci"])
+def test_shipped_profiles_name_only_declared_parameters(profile):
+    loaded = reproduce.load_profile(profile, notebooks_dir=REPO / "notebooks")
+    for notebook in reproduce.find_notebooks(REPO / "notebooks"):
+        if notebook.stem in loaded:
+            params = reproduce.notebook_parameters(notebook, loaded, figures_dir="figures")
+            assert params["out_dir"].endswith(f"figures/{notebook.stem}")
