@@ -1,0 +1,317 @@
+"""DeepFault's suspiciousness-guided input synthesis: gradient ascent on chosen neurons.
+
+From correctly classified seed inputs, DeepFault (Eniser, Gerasimou and Sen, FASE 2019,
+section 3.3, Algorithm 1) synthesises new inputs that raise the activations of the suspicious
+neurons, staying close to the seed. One step, as the released code does it
+(``input_synthesis.py`` / ``mutate_via_gradient.py``):
+
+1. for each selected neuron ``j``, the gradient ``g_j`` of its activation with respect to
+   the input (the code's ``K.mean(layer.output[..., j])`` on a batch of one);
+2. optionally ``normalize`` each ``g_j`` (see below), then average over the ``k`` neurons;
+3. multiply by the step size and clip each pixel's change to ``[-d, d]``;
+4. clip the result to the valid pixel range ``[0, 1]``.
+
+Steps 3-4 are the projection onto the intersection of the L-infinity ball of radius ``d``
+around the seed and the box ``[0, 1]``; with ``n_steps > 1`` the same projected step repeats
+from the current input (the iterative variant, like projected gradient ascent). The update is
+an Optax transformation (``optax.scale(step_size)``) followed by the projections of
+``optax.projections``; all seeds run under one ``jax.vmap`` inside one ``jax.jit``, looping
+with ``lax.fori_loop``. Step size and ``d`` are traced: changing them does not recompile.
+
+``normalize``:
+
+- ``"none"``: the raw gradients (the released code after the paper, and the default);
+- ``"rms"``: each neuron's gradient divided by its root mean square plus ``1e-5`` before
+  averaging (the paper-era code's ``utils.normalize``, called there an "L2 norm");
+- ``"sign"``: the sign of the averaged gradient, so every pixel moves by ``step_size``
+  (before clipping): a fixed L-infinity budget, like FGSM;
+- ``"l2"``: the averaged gradient scaled to unit L2 norm: a fixed L2 budget ``step_size``.
+
+The last two equalise the perturbation budget between suspicious and random neurons, whose
+raw gradients differ in size.
+
+Neurons are read with :func:`workbench.activations.trace`; by default the objective is the
+pre-activation value (``kind="pre"``), which is what the released code differentiates: its
+Keras models apply the nonlinearity as a separate layer, and ``layer.output`` of a weighted
+layer is pre-activation. A post-ReLU objective has no gradient where the neuron is off.
+
+The paper's text describes an iterative search that keeps a candidate only when the
+suspicious neurons' activations rise; the released code takes the single step above.
+"""
+
+import functools
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from workbench import activations, spectra, suspiciousness
+
+__all__ = ["Synthesis", "NORMALIZE", "synthesize", "choose_seeds", "target_indices",
+           "cross_entropy", "run_grid"]
+
+NORMALIZE = ("none", "rms", "sign", "l2")
+
+
+class Synthesis(NamedTuple):
+    """The result of :func:`synthesize` for ``n`` seeds and ``k`` target neurons."""
+
+    inputs: jax.Array  # shape=(n, *input_shape): the synthesised inputs
+    seeds: jax.Array  # shape=(n, *input_shape): the seeds they started from
+    before: jax.Array  # shape=(n, k): target neurons' values on the seeds
+    after: jax.Array  # shape=(n, k): target neurons' values on the synthesised inputs
+    logits: jax.Array  # shape=(n, classes): the model's logits on the synthesised inputs
+    predictions: jax.Array  # shape=(n,), dtype=int32: argmax of ``logits``
+    l1: jax.Array  # shape=(n,): sum |x' - x|
+    l2: jax.Array  # shape=(n,): sqrt(sum (x' - x)^2)
+    linf: jax.Array  # shape=(n,): max |x' - x|
+
+
+def _targets(x, graphdef, state, targets, kind, reduce):
+    """The target neurons' values and the logits for one input ``x`` (no batch axis)."""
+    model = nnx.merge(graphdef, state)
+    model.eval()
+    result = activations._trace_model(model, x[None], kind, reduce, None)
+    flat = jnp.concatenate(list(result.acts.values()), axis=-1)[0]
+    return flat[targets], result.logits[0]
+
+
+def _direction(jacobian, normalize: str):
+    """The ascent direction from per-neuron input gradients ``(k, *input_shape)``."""
+    axes = tuple(range(1, jacobian.ndim))
+    if normalize == "rms":
+        rms = jnp.sqrt(jnp.mean(jacobian ** 2, axis=axes, keepdims=True))
+        jacobian = jacobian / (rms + 1e-5)
+    direction = jacobian.mean(axis=0)
+    if normalize == "sign":
+        direction = jnp.sign(direction)
+    elif normalize == "l2":
+        norm = jnp.sqrt(jnp.sum(direction ** 2))
+        direction = jnp.where(norm > 0, direction / jnp.where(norm > 0, norm, 1.0), 0.0)
+    return direction
+
+
+def _ascend_one(seed, graphdef, state, targets, step_size, d, *, normalize, n_steps, kind,
+                reduce):
+    """DeepFault's projected ascent from one seed; returns the synthesised input."""
+    def values(x):
+        return _targets(x, graphdef, state, targets, kind, reduce)[0]
+
+    tx = optax.scale(step_size)
+
+    def body(_, x):
+        direction = _direction(jax.jacrev(values)(x), normalize)
+        updates, _ = tx.update(direction, tx.init(x))
+        x = optax.apply_updates(x, updates)
+        delta = optax.projections.projection_linf_ball(x - seed, d)
+        return optax.projections.projection_box(seed + delta, 0.0, 1.0)
+
+    return jax.lax.fori_loop(0, n_steps, body, seed)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "normalize", "n_steps", "kind", "reduce"))
+def _synthesize(graphdef, state, seeds, targets, step_size, d, *, normalize, n_steps, kind,
+                reduce):
+    ascend = functools.partial(_ascend_one, normalize=normalize, n_steps=n_steps, kind=kind,
+                               reduce=reduce)
+    inputs = jax.vmap(ascend, in_axes=(0, None, None, None, None, None))(
+        seeds, graphdef, state, targets, step_size, d)
+    read = jax.vmap(lambda x: _targets(x, graphdef, state, targets, kind, reduce))
+    before, _ = read(seeds)
+    after, logits = read(inputs)
+    diff = (inputs - seeds).reshape(seeds.shape[0], -1)
+    return Synthesis(inputs=inputs, seeds=seeds, before=before, after=after, logits=logits,
+                     predictions=jnp.argmax(logits, axis=-1).astype(jnp.int32),
+                     l1=jnp.abs(diff).sum(axis=1), l2=jnp.sqrt((diff ** 2).sum(axis=1)),
+                     linf=jnp.abs(diff).max(axis=1))
+
+
+def target_indices(model, targets, *, kind: str = "pre", reduce: str = "mean") -> jax.Array:
+    """Flat positions (among all neurons of ``kind``, in layer order) of ``(site, index)``
+    pairs, or of already flat integer indices.
+
+    Example:
+        >>> from workbench import models
+        >>> target_indices(models.create("deepfault_3x50_relu"), [("fc2", 3)]).tolist()
+        [53]
+    """
+    counts = activations.neuron_counts(model, tuple(model.input_shape), kind=kind, reduce=reduce)
+    total = sum(counts.values())
+    if isinstance(targets, (jax.Array, np.ndarray)):
+        flat = np.asarray(targets)
+    else:
+        targets = list(targets)
+        if not targets:
+            raise ValueError("no target neurons")
+        flat = np.array([activations.flat_index(counts, *t) if isinstance(t, tuple) else int(t)
+                         for t in targets])
+    if flat.ndim != 1 or flat.size == 0 or not np.issubdtype(flat.dtype, np.integer):
+        raise ValueError(f"targets must be a non-empty list of (site, index) or flat ints, got "
+                         f"{flat.dtype} of shape {flat.shape}")
+    if (flat < 0).any() or (flat >= total).any():
+        raise ValueError(f"target indices must lie in 0..{total - 1}")
+    return jnp.asarray(flat, jnp.int32)
+
+
+def synthesize(model: nnx.Module, seeds: Float[Array, "n ..."], targets, *,
+               step_size: float = 1.0, d: float = 0.1, normalize: str = "none",
+               n_steps: int = 1, kind: str = "pre", reduce: str = "mean") -> Synthesis:
+    """Synthesises one input per seed that raises the target neurons' activations (DeepFault).
+
+    Args:
+        model: a zoo model or any NNX model that sows its activations.
+        seeds: ``(n, *model.input_shape)`` inputs in ``[0, 1]``, usually correctly classified
+            (:func:`choose_seeds`).
+        targets: the neurons to raise: ``(site, index)`` pairs (e.g. from
+            :func:`workbench.suspiciousness.top_k`) or flat indices.
+        step_size: the gradient's multiplier (DeepFault's grid: 0.01, 0.1, 1, 10).
+        d: the L-infinity radius around each seed (DeepFault: 0.1 on MNIST).
+        normalize: ``"none"``, ``"rms"``, ``"sign"`` or ``"l2"`` (see the module docstring).
+        n_steps: projected steps; 1 is the released code's single step.
+        kind: which value is the neuron's activation: ``"pre"`` (default) or ``"post"``.
+        reduce: how a conv channel becomes a neuron (``"mean"`` as DeepFault).
+
+    Returns:
+        A :class:`Synthesis`.
+
+    Example:
+        >>> from workbench import models
+        >>> net = models.create("deepfault_3x50_relu")
+        >>> x = jnp.full((2, 28, 28, 1), 0.5)
+        >>> out = synthesize(net, x, [("fc1", 0), ("fc3", 7)], step_size=10.0, d=0.1)
+        >>> out.inputs.shape, bool((out.linf <= 0.1 + 1e-6).all())
+        ((2, 28, 28, 1), True)
+        >>> bool((out.after.mean(axis=1) > out.before.mean(axis=1)).all())
+        True
+
+    References:
+        Eniser, Gerasimou and Sen, "DeepFault", FASE 2019, section 3.3 and Algorithm 1; the
+        released ``input_synthesis.py``.
+    """
+    if normalize not in NORMALIZE:
+        raise ValueError(f"unknown normalize {normalize!r}; choose one of {NORMALIZE}")
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if not (np.isfinite(step_size) and np.isfinite(d) and d >= 0):
+        raise ValueError(f"step_size must be finite and d finite and >= 0, got {step_size}, {d}")
+    activations._check(kind, reduce, None)
+    activations._check_input(seeds)
+    shape = tuple(model.input_shape)
+    if tuple(seeds.shape[1:]) != shape:
+        raise ValueError(f"seeds must have shape (n, {', '.join(map(str, shape))}), "
+                         f"got {tuple(seeds.shape)}")
+    flat = target_indices(model, targets, kind=kind, reduce=reduce)
+    graphdef, state = nnx.split(model)
+    return _synthesize(graphdef, state, jnp.asarray(seeds, jnp.float32), flat,
+                       jnp.float32(step_size), jnp.float32(d), normalize=normalize,
+                       n_steps=n_steps, kind=kind, reduce=reduce)
+
+
+def choose_seeds(labels: Int[Array, " n"], predictions: Int[Array, " n"], label: int, n: int,
+                 *, key: jax.Array) -> np.ndarray:
+    """Indices of ``n`` inputs of true class ``label`` that the model classifies correctly,
+    drawn without replacement under ``key`` (the released ``run.py`` draws 10 with Python's
+    ``random.sample``).
+
+    Raises:
+        ValueError: fewer than ``n`` such inputs.
+
+    Example:
+        >>> choose_seeds(np.array([1, 1, 2, 1]), np.array([1, 0, 2, 1]), 1, 2,
+        ...              key=jax.random.key(0)).tolist() in ([0, 3], [3, 0])
+        True
+    """
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(f"labels and predictions must be 1-D of one length, got "
+                         f"{labels.shape} and {predictions.shape}")
+    pool = np.flatnonzero((labels == label) & (predictions == label))
+    if n > len(pool):
+        raise ValueError(f"only {len(pool)} correctly classified inputs of class {label}, "
+                         f"asked for {n}")
+    return pool[np.asarray(jax.random.choice(key, len(pool), (n,), replace=False))]
+
+
+def cross_entropy(logits: Float[Array, "n classes"], labels: Int[Array, " n"]) -> jax.Array:
+    """Softmax cross-entropy per input (the "loss" of the model on synthesised inputs)."""
+    return optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits),
+                                                           jnp.asarray(labels, jnp.int32))
+
+
+def run_grid(model, images, labels, *, classes: Sequence[int], measures: Sequence[str],
+             k_values: Sequence[int], step_sizes: Sequence[float], d: float, n_seeds: int,
+             n_random: int, key: jax.Array, normalize: str = "none", n_steps: int = 1,
+             exclude_picked: bool = True, spectrum: spectra.Spectrum | None = None,
+             predictions=None, threshold: float = 0.0, kind: str = "pre",
+             batch_size: int = 1000) -> list[dict]:
+    """DeepFault's experiment grid on one model: per class, suspicious neurons by each measure
+    and ``n_random`` random draws, for each ``k`` and step size, synthesised from the same
+    seeds.
+
+    The spectrum is per class over ``images``/``labels`` (computed in one streamed pass unless
+    given, ``by_class=True``); the seeds are ``n_seeds`` correctly classified inputs of the
+    class (fewer if the class has fewer). Random neurons exclude those any measure picked at
+    the same ``k`` when ``exclude_picked`` (the released code's variant).
+
+    Returns:
+        One dict per run: ``class``, ``approach`` (a measure or ``"random"``), ``repeat``,
+        ``k``, ``step``, ``normalize``, ``n_steps``, ``seeds``, ``accuracy`` (fraction of
+        synthesised inputs still classified as the class), ``loss`` (mean cross-entropy),
+        ``gain`` (mean rise of the targets' activations), ``l1``, ``l2``, ``linf`` (means),
+        ``seconds`` (synthesis time), ``neurons`` (the targets, as text).
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if spectrum is None:
+        spectrum = spectra.model_spectrum(model, images, labels, by_class=True,
+                                          threshold=threshold, batch_size=batch_size)
+    if predictions is None:
+        from workbench import train
+        predictions = train.predict(model, images, batch_size=batch_size)
+    sizes = activations.neuron_counts(model, tuple(model.input_shape), kind=kind)
+    rows = []
+    for c in classes:
+        key, seed_key = jax.random.split(key)
+        available = int(((labels == c) & (predictions == c)).sum())
+        n = min(n_seeds, available)
+        if n == 0:
+            continue
+        seeds = images[choose_seeds(labels, predictions, c, n, key=seed_key)]
+        class_spectrum = spectra.for_class(spectrum, c)
+        picks = {}
+        for name in measures:
+            scores = suspiciousness.measure(name)(class_spectrum)
+            picks[name] = {k: suspiciousness.top_k(scores, k) for k in k_values}
+        for k in k_values:
+            runs = [(name, 0, picks[name][k]) for name in measures]
+            exclude = {t for name in measures for t in picks[name][k]} if exclude_picked else ()
+            for r in range(n_random):
+                key, sub = jax.random.split(key)
+                runs.append(("random", r, suspiciousness.random_neurons(
+                    sizes, k, key=sub, exclude=exclude)))
+            for approach, repeat, targets in runs:
+                for step in step_sizes:
+                    start = time.perf_counter()
+                    out = synthesize(model, seeds, targets, step_size=step, d=d,
+                                     normalize=normalize, n_steps=n_steps, kind=kind)
+                    jax.block_until_ready(out)
+                    seconds = time.perf_counter() - start
+                    true = np.full(n, c, np.int32)
+                    rows.append({
+                        "class": int(c), "approach": approach, "repeat": repeat, "k": int(k),
+                        "step": float(step), "normalize": normalize, "n_steps": n_steps,
+                        "seeds": n,
+                        "accuracy": float(np.mean(np.asarray(out.predictions) == c)),
+                        "loss": float(np.mean(cross_entropy(out.logits, true))),
+                        "gain": float(np.mean(out.after - out.before)),
+                        "l1": float(np.mean(out.l1)), "l2": float(np.mean(out.l2)),
+                        "linf": float(np.mean(out.linf)), "seconds": seconds,
+                        "neurons": " ".join(f"{s}:{i}" for s, i in targets),
+                    })
+    return rows
