@@ -1,0 +1,131 @@
+"""Matplotlib figures: image grids (seed / synthesised / difference) and per-layer heatmaps.
+
+Functions return a ``matplotlib.figure.Figure`` and draw into ``ax`` when given one; they never
+show or save (the notebook saves to ``figures/<notebook>/``). Images are NHWC in ``[0, 1]``,
+grey (one channel) or RGB.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["image_grid", "layer_heatmap", "save"]
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _show_image(ax, image):
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(np.clip(image, 0.0, 1.0))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(seeds, synthesised, *, n: int = 8, titles: Sequence[str] | None = None,
+               scale: float | None = None, figsize_per_image: float = 1.3):
+    """Three rows of ``n`` columns: the seeds, the synthesised inputs and their difference.
+
+    The difference ``synthesised - seed`` is drawn with a diverging colour map centred on 0,
+    the same scale for every column (``scale``, default the largest absolute difference);
+    colour images show the mean over channels.
+
+    Args:
+        seeds, synthesised: ``(m, h, w, c)`` arrays in ``[0, 1]``; the first ``n`` are drawn.
+        n: columns.
+        titles: a title per column (the predicted class, say).
+        scale: the difference colour scale's half-range.
+        figsize_per_image: inches per image.
+
+    Returns:
+        The figure.
+    """
+    seeds, synthesised = np.asarray(seeds), np.asarray(synthesised)
+    if seeds.shape != synthesised.shape or seeds.ndim != 4:
+        raise ValueError(f"seeds and synthesised must both be (m, h, w, c), got {seeds.shape} "
+                         f"and {synthesised.shape}")
+    n = min(n, len(seeds))
+    if n == 0:
+        raise ValueError("no images to draw")
+    diff = (synthesised[:n] - seeds[:n]).mean(axis=-1)
+    scale = float(scale or np.abs(diff).max() or 1.0)
+    fig = _figure((figsize_per_image * n + 1.0, figsize_per_image * 3))
+    axes = fig.subplots(3, n, squeeze=False)
+    for j in range(n):
+        _show_image(axes[0, j], seeds[j])
+        _show_image(axes[1, j], synthesised[j])
+        im = axes[2, j].imshow(diff[j], cmap="RdBu_r", vmin=-scale, vmax=scale)
+        axes[2, j].set_xticks([])
+        axes[2, j].set_yticks([])
+        if titles is not None:
+            axes[1, j].set_title(str(titles[j]), fontsize=8)
+    for row, label in enumerate(("seed", "synthesised", "difference")):
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.8)
+    return fig
+
+
+def layer_heatmap(values: Mapping[str, np.ndarray], *, title: str = "", ax=None,
+                  cmap: str = "viridis", marked: Sequence[tuple[str, int]] = (),
+                  label: str = "", vmin: float | None = None, vmax: float | None = None):
+    """A heatmap with one row per site (layer) and one cell per neuron: suspiciousness,
+    coverage or any per-neuron value. Sites of different widths are padded with blank cells.
+
+    Args:
+        values: ``{site: (neurons,)}`` in layer order.
+        title: the axes title.
+        ax: draw into these axes; a new figure otherwise.
+        cmap: the colour map.
+        marked: ``(site, index)`` neurons to outline (the selected ones).
+        label: the colour bar's label.
+        vmin, vmax: the colour range (default: the data's).
+
+    Returns:
+        The figure.
+    """
+    if not values:
+        raise ValueError("no sites to draw")
+    names = list(values)
+    rows = [np.asarray(values[n], np.float64).reshape(-1) for n in names]
+    width = max(len(r) for r in rows)
+    grid = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        grid[i, : len(r)] = r
+    if ax is None:
+        fig = _figure((min(2.0 + 0.12 * width, 16.0), 0.9 + 0.35 * len(rows)))
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    masked = np.ma.masked_invalid(grid)
+    im = ax.imshow(masked, aspect="auto", cmap=cmap, interpolation="nearest", vmin=vmin,
+                   vmax=vmax)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("neuron")
+    ax.set_title(title)
+    row_of = {n: i for i, n in enumerate(names)}
+    for site, index in marked:
+        if site in row_of:
+            ax.add_patch(_rectangle(index - 0.5, row_of[site] - 0.5))
+    fig.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+def _rectangle(x, y):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), 1, 1, fill=False, edgecolor="red", linewidth=1.5)
+
+
+def save(fig, path) -> None:
+    """Saves ``fig`` (PNG by the suffix of ``path``), creating the folder."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
