@@ -37,9 +37,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array
 
 from workbench import activations, streaming
+
+ArrayLike = Array | np.ndarray
 
 __all__ = ["Spectrum", "hit_spectrum", "model_spectrum", "for_class", "total", "concatenate"]
 
@@ -98,12 +100,14 @@ def _check_mask(name: str, value, batch: int) -> jax.Array:
     return value
 
 
-def hit_spectrum(acts: Mapping[str, Float[Array, "batch _"]], passed: Bool[Array, " batch"], *,
-                 threshold: float = 0.0, where: Bool[Array, " batch"] | None = None) -> Spectrum:
+def hit_spectrum(acts: Mapping[str, ArrayLike], passed: ArrayLike, *, threshold: float = 0.0,
+                 where: ArrayLike | None = None) -> Spectrum:
     """Counts, per neuron, the passing and failing inputs that did and did not activate it.
 
+    Shapes and dtypes are checked here (``ValueError``), not by the annotations.
+
     Args:
-        acts: ``{site: (batch, neurons)}``, e.g. from :func:`workbench.activations.activations`.
+        acts: ``{site: (batch, neurons)}`` floating point, e.g. from :func:`workbench.activations.activations`.
         passed: ``bool[batch]``, true where the model classified the input correctly.
         threshold: a neuron is activated by an input when its value is ``> threshold``.
         where: optional ``bool[batch]``: count only these inputs (one class, say).
@@ -205,7 +209,7 @@ def for_class(spectrum: Spectrum, c: int) -> Spectrum:
     return Spectrum(*(jax.tree.map(lambda a: a[c], field) for field in spectrum))
 
 
-def total(spectrum: Spectrum) -> Int[Array, "..."]:
+def total(spectrum: Spectrum) -> Any:
     """Inputs counted per neuron: ``a_s + a_f + n_s + n_f`` (the same for every neuron of one
     spectrum), with the structure of a field."""
     return jax.tree.map(lambda a, b, c, d: a + b + c + d, *spectrum)

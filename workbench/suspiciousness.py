@@ -111,7 +111,7 @@ def ochiai(spectrum: Spectrum):
     return _apply(lambda ef, ep, nf, np_: _div(ef, jnp.sqrt((ef + nf) * (ef + ep))), spectrum)
 
 
-def dstar(spectrum: Spectrum, *, star: float = 3):
+def dstar(spectrum: Spectrum, *, star: int | float = 3):
     """D*: ``ef**star / (ep + nf)``.
 
     A zero denominator with ``ef > 0`` (every failing input and no passing input activated the
@@ -262,7 +262,7 @@ def measure(name: str) -> Callable:
     return MEASURES[name]
 
 
-def _flat_scores(scores) -> tuple[list[str], list[int], np.ndarray]:
+def _flat_scores(scores) -> tuple[list, list[int], np.ndarray]:
     if isinstance(scores, Mapping):
         names = list(scores)
         arrays = [np.asarray(scores[n], np.float64).reshape(-1) for n in names]

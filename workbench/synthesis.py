@@ -53,6 +53,8 @@ from jaxtyping import Array, Float, Int
 
 from workbench import activations, spectra, suspiciousness
 
+ArrayLike = Array | np.ndarray
+
 __all__ = ["Synthesis", "NORMALIZE", "synthesize", "choose_seeds", "target_indices",
            "cross_entropy", "run_grid"]
 
@@ -159,7 +161,7 @@ def target_indices(model, targets, *, kind: str = "pre", reduce: str = "mean") -
     return jnp.asarray(flat, jnp.int32)
 
 
-def synthesize(model: nnx.Module, seeds: Float[Array, "n ..."], targets, *,
+def synthesize(model: nnx.Module, seeds: Float[ArrayLike, "n ..."], targets, *,
                step_size: float = 1.0, d: float = 0.1, normalize: str = "none",
                n_steps: int = 1, kind: str = "pre", reduce: str = "mean") -> Synthesis:
     """Synthesises one input per seed that raises the target neurons' activations (DeepFault).
@@ -213,7 +215,7 @@ def synthesize(model: nnx.Module, seeds: Float[Array, "n ..."], targets, *,
                        n_steps=n_steps, kind=kind, reduce=reduce)
 
 
-def choose_seeds(labels: Int[Array, " n"], predictions: Int[Array, " n"], label: int, n: int,
+def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"], label: int, n: int,
                  *, key: jax.Array) -> np.ndarray:
     """Indices of ``n`` inputs of true class ``label`` that the model classifies correctly,
     drawn without replacement under ``key`` (the released ``run.py`` draws 10 with Python's
@@ -238,7 +240,7 @@ def choose_seeds(labels: Int[Array, " n"], predictions: Int[Array, " n"], label:
     return pool[np.asarray(jax.random.choice(key, len(pool), (n,), replace=False))]
 
 
-def cross_entropy(logits: Float[Array, "n classes"], labels: Int[Array, " n"]) -> jax.Array:
+def cross_entropy(logits: Float[ArrayLike, "n classes"], labels: Int[ArrayLike, " n"]) -> jax.Array:
     """Softmax cross-entropy per input (the "loss" of the model on synthesised inputs)."""
     return optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits),
                                                            jnp.asarray(labels, jnp.int32))
