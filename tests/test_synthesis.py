@@ -1,0 +1,182 @@
+"""DeepFault synthesis: a hand-set model with a known ascent direction, the released
+algorithm's per-neuron loop as reference, the projections, and real MNIST seeds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from workbench import activations, models, synthesis
+
+TRAIN_WARNING = "ignore:.*nnx.State.*:DeprecationWarning"  # train.save, reported to the lead
+
+
+def hand_model():
+    """Input (1, 2, 1) -> fc1 (2 neurons, no bias) -> logits; fc1's kernel columns are the
+    input gradients of its two neurons: [2, -1] and [0, 4]."""
+    net = models.Sequential(plan=(("dense", 2), ("dense", 2)), input_shape=(1, 2, 1),
+                            use_bias=False, rngs=nnx.Rngs(0))
+    net.fc1.kernel[...] = jnp.array([[2.0, 0.0], [-1.0, 4.0]])
+    net.logits.kernel[...] = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    return net
+
+
+def x2(a, b):
+    return jnp.array([[a, b]], jnp.float32).reshape(1, 1, 2, 1)
+
+
+def test_hand_set_single_neuron():
+    out = synthesis.synthesize(hand_model(), x2(0.5, 0.05), [("fc1", 0)], step_size=0.1, d=0.15)
+    # delta = clip(0.1 * [2, -1], -0.15, 0.15) = [0.15, -0.1]; then clip to [0, 1].
+    np.testing.assert_allclose(np.asarray(out.inputs).reshape(-1), [0.65, 0.0], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.before), [[0.5 * 2 - 0.05]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.after), [[0.65 * 2]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.l1), [0.2], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.l2), [np.hypot(0.15, 0.05)], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out.linf), [0.15], atol=1e-6)
+
+
+@pytest.mark.parametrize("normalize, expected", [
+    # mean([2, -1], [0, 4]) = [1, 1.5]; * 0.1 -> [0.1, 0.15] -> clip 0.12.
+    ("none", [0.1, 0.12]),
+    # each gradient over its RMS (sqrt(2.5), sqrt(8)) first.
+    ("rms", list(np.clip(0.1 * np.mean([np.array([2, -1]) / (np.sqrt(2.5) + 1e-5),
+                                        np.array([0, 4]) / (np.sqrt(8.0) + 1e-5)], axis=0),
+                         -0.12, 0.12))),
+    ("sign", [0.1, 0.1]),
+    ("l2", list(0.1 * np.array([1.0, 1.5]) / np.hypot(1.0, 1.5))),
+])
+def test_hand_set_two_neurons(normalize, expected):
+    out = synthesis.synthesize(hand_model(), x2(0.3, 0.3), [("fc1", 0), ("fc1", 1)],
+                               step_size=0.1, d=0.12, normalize=normalize)
+    np.testing.assert_allclose(np.asarray(out.inputs).reshape(-1) - 0.3, expected, atol=1e-6)
+
+
+def released_loop(model, seeds, flat_targets, step, d, normalize_rms):
+    """The released ``input_synthesis.py`` structure: per seed, one gradient per neuron, then
+    a per-pixel loop that averages, scales, clips to [-d, d] and to [0, 1]."""
+    def neuron(x, j):
+        return activations.flatten(activations.trace(model, x[None], kind="pre").acts)[0, j]
+
+    gradient = jax.jit(jax.grad(neuron), static_argnums=1)
+    out = []
+    for x in np.asarray(seeds):
+        grads = []
+        for j in flat_targets:
+            g = np.asarray(gradient(jnp.asarray(x), int(j)))
+            if normalize_rms:
+                g = g / (np.sqrt(np.mean(g ** 2)) + 1e-5)
+            grads.append(g)
+        new = np.empty_like(x)
+        for p in np.ndindex(x.shape):
+            avg = sum(g[p] for g in grads) / len(grads) * step
+            new[p] = max(min(x[p] + min(max(avg, -d), d), 1.0), 0.0)
+        out.append(new)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("normalize", ["none", "rms"])
+def test_matches_released_loop(normalize):
+    net = models.create("deepfault_3x50_leaky", seed=2)
+    seeds = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
+    targets = [("fc1", 4), ("fc2", 10), ("fc3", 49)]
+    flat = np.asarray(synthesis.target_indices(net, targets))
+    assert flat.tolist() == [4, 60, 149]
+    out = synthesis.synthesize(net, seeds, targets, step_size=0.1, d=0.1, normalize=normalize)
+    reference = released_loop(net, seeds, flat, 0.1, 0.1, normalize == "rms")
+    np.testing.assert_allclose(np.asarray(out.inputs), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_steps, normalize", [(1, "none"), (1, "sign"), (6, "rms")])
+def test_inside_ball_and_box(n_steps, normalize):
+    net = models.create("deepfault_5x30_relu", seed=0)
+    seeds = jax.random.uniform(jax.random.key(1), (5, 28, 28, 1))
+    out = synthesis.synthesize(net, seeds, [("fc2", 3), ("fc5", 1)], step_size=10.0, d=0.05,
+                               n_steps=n_steps, normalize=normalize)
+    x = np.asarray(out.inputs)
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert np.abs(x - np.asarray(seeds)).max() <= 0.05 + 1e-6
+    np.testing.assert_allclose(np.asarray(out.linf), np.abs(x - np.asarray(seeds)).reshape(5, -1)
+                               .max(1), atol=1e-6)
+    assert out.predictions.shape == (5,) and out.predictions.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(out.predictions), np.argmax(out.logits, -1))
+
+
+def test_iterative_rises_further():
+    net = models.create("deepfault_3x50_leaky", seed=1)
+    seeds = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), maxval=0.5)
+    one = synthesis.synthesize(net, seeds, [("fc2", 0)], step_size=0.01, d=0.2, normalize="sign")
+    many = synthesis.synthesize(net, seeds, [("fc2", 0)], step_size=0.01, d=0.2,
+                                normalize="sign", n_steps=10)
+    assert float(many.after.mean()) > float(one.after.mean()) > float(one.before.mean())
+
+
+def test_no_recompile_for_new_step_or_d():
+    net = models.create("deepfault_3x50_relu", seed=0)
+    seeds = jnp.full((2, 28, 28, 1), 0.5)
+    synthesis.synthesize(net, seeds, [("fc1", 0)], step_size=1.0, d=0.1)
+    size = synthesis._synthesize._cache_size()
+    synthesis.synthesize(net, seeds, [("fc1", 7)], step_size=3.0, d=0.2)
+    assert synthesis._synthesize._cache_size() == size
+
+
+def test_bad_input():
+    net = models.create("deepfault_3x50_relu")
+    seeds = jnp.zeros((2, 28, 28, 1))
+    with pytest.raises(ValueError, match="normalize"):
+        synthesis.synthesize(net, seeds, [("fc1", 0)], normalize="l3")
+    with pytest.raises(ValueError, match="unknown site"):
+        synthesis.synthesize(net, seeds, [("fc9", 0)])
+    with pytest.raises(ValueError, match="outside site"):
+        synthesis.synthesize(net, seeds, [("fc1", 50)])
+    with pytest.raises(ValueError, match="shape"):
+        synthesis.synthesize(net, jnp.zeros((2, 28, 28, 3)), [("fc1", 0)])
+    with pytest.raises(ValueError, match="NaN"):
+        synthesis.synthesize(net, jnp.full((2, 28, 28, 1), jnp.nan), [("fc1", 0)])
+    with pytest.raises(ValueError, match="n_steps"):
+        synthesis.synthesize(net, seeds, [("fc1", 0)], n_steps=0)
+    with pytest.raises(ValueError, match="no target"):
+        synthesis.synthesize(net, seeds, [])
+
+
+def test_choose_seeds():
+    labels = np.array([1, 1, 2, 1, 1, 0, 1])
+    predictions = np.array([1, 0, 2, 1, 1, 0, 1])
+    drawn = synthesis.choose_seeds(labels, predictions, 1, 4, key=jax.random.key(0))
+    assert sorted(drawn.tolist()) == [0, 3, 4, 6]
+    again = synthesis.choose_seeds(labels, predictions, 1, 4, key=jax.random.key(0))
+    assert drawn.tolist() == again.tolist()
+    with pytest.raises(ValueError, match="only 4"):
+        synthesis.choose_seeds(labels, predictions, 1, 5, key=jax.random.key(0))
+
+
+def test_cross_entropy():
+    loss = synthesis.cross_entropy(jnp.array([[0.0, 0.0], [10.0, 0.0]]), jnp.array([0, 0]))
+    np.testing.assert_allclose(np.asarray(loss), [np.log(2), np.log1p(np.exp(-10))], atol=1e-6)
+
+
+@pytest.mark.real_data
+@pytest.mark.filterwarnings(TRAIN_WARNING)
+def test_real_mnist_targets_rise(trained, data_root):
+    from workbench import data, spectra, suspiciousness, train
+
+    net = trained("deepfault_5x30_leaky")
+    test = data.load("mnist", "test", root=data_root)
+    images, labels = test.images[:2000], test.labels[:2000]
+    predictions = train.predict(net, images)
+    spectrum = spectra.model_spectrum(net, images, labels, label=7)
+    targets = suspiciousness.top_k(suspiciousness.dstar(spectrum), 5)
+    index = synthesis.choose_seeds(labels, predictions, 7, 20, key=jax.random.key(0))
+    assert (labels[index] == 7).all() and (predictions[index] == 7).all()
+    out = synthesis.synthesize(net, images[index], targets, step_size=1.0, d=0.1)
+    assert float(out.after.mean()) > float(out.before.mean())
+    assert float(out.linf.max()) <= 0.1 + 1e-6
+    rows = synthesis.run_grid(net, images, labels, classes=[7], measures=["dstar"],
+                              k_values=[2], step_sizes=[1.0], d=0.1, n_seeds=5, n_random=2,
+                              key=jax.random.key(1), spectrum=spectra.model_spectrum(
+                                  net, images, labels, by_class=True), predictions=predictions)
+    assert [r["approach"] for r in rows] == ["dstar", "random", "random"]
+    dstar_neurons = set(rows[0]["neurons"].split())
+    assert all(not dstar_neurons & set(r["neurons"].split()) for r in rows[1:])
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["linf"] <= 0.1 + 1e-6 for r in rows)
