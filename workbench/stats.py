@@ -24,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-__all__ = ["Comparison", "a12", "magnitude", "compare", "write_table", "markdown_table"]
+__all__ = ["Comparison", "a12", "magnitude", "compare", "group_mean", "write_table",
+           "markdown_table"]
 
 
 class Comparison(NamedTuple):
@@ -126,3 +127,28 @@ def write_table(rows: Sequence[Mapping], path: str | os.PathLike,
             writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     md_path.write_text(markdown_table(rows, columns) + "\n")
     return csv_path, md_path
+
+
+def group_mean(rows: Sequence[Mapping], by: Sequence[str], values: Sequence[str]
+               ) -> list[dict]:
+    """Means (and standard deviations, as ``<value>_sd``, and counts ``n``) of ``values`` over
+    the rows sharing each combination of ``by``, in order of first appearance.
+
+    Example:
+        >>> group_mean([{"a": "x", "v": 1.0}, {"a": "x", "v": 3.0}, {"a": "y", "v": 5.0}],
+        ...            ["a"], ["v"])
+        [{'a': 'x', 'n': 2, 'v': 2.0, 'v_sd': 1.0}, {'a': 'y', 'n': 1, 'v': 5.0, 'v_sd': 0.0}]
+    """
+    groups: dict[tuple, list[Mapping]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[b] for b in by), []).append(row)
+    out = []
+    for key, members in groups.items():
+        entry = dict(zip(by, key))
+        entry["n"] = len(members)
+        for v in values:
+            sample = np.array([m[v] for m in members], np.float64)
+            entry[v] = float(sample.mean())
+            entry[f"{v}_sd"] = float(sample.std())
+        out.append(entry)
+    return out

@@ -204,6 +204,8 @@ def synthesize(model: nnx.Module, seeds: Float[ArrayLike, "n ..."], targets, *,
         raise ValueError(f"step_size must be finite and d finite and >= 0, got {step_size}, {d}")
     activations._check(kind, reduce, None)
     activations._check_input(seeds)
+    if len(seeds) == 0:
+        raise ValueError("no seeds to synthesise from")
     shape = tuple(model.input_shape)
     if tuple(seeds.shape[1:]) != shape:
         raise ValueError(f"seeds must have shape (n, {', '.join(map(str, shape))}), "
