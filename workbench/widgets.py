@@ -424,7 +424,8 @@ class Explorer:
                 self._values_of(measure)
 
         if background:
-            threading.Thread(target=run, daemon=True, name="explorer-warm").start()
+            # not a daemon: killing a thread in the middle of an XLA compilation at exit aborts
+            threading.Thread(target=run, daemon=False, name="explorer-warm").start()
         else:
             run()
 
@@ -438,6 +439,14 @@ class Explorer:
             f"mean over the {total} neurons shown {mean:.3g}; {dead} dead "
             f"(never &gt; 0 on the training inputs, marked x); updated in "
             f"{self.seconds:.2f} s")
+
+    def summary(self) -> list[dict]:
+        """One row per site shown: its neurons, dead neurons, and the current measure's mean
+        and maximum (for the notebook's results table)."""
+        md = self.data
+        return [{"model": md.name, "site": s, "neurons": len(v), "dead": int(md.dead[s].sum()),
+                 "measure": self.measure.value, "mean": float(v.mean()), "max": float(v.max())}
+                for s, v in self.values.items()]
 
     def select_highest(self) -> tuple[str, int]:
         """Selects the neuron with the highest value of the current measure (first in layer
