@@ -139,6 +139,10 @@ def _check_acts(acts, name: str = "acts") -> dict[str, jax.Array]:
     return out
 
 
+def _counts_of(acts: Mapping[str, jax.Array]) -> dict[str, int]:
+    return {site: int(value.shape[1]) for site, value in acts.items()}
+
+
 def _check_rows(mask, batch: int) -> jax.Array:
     if mask is None:
         return jnp.ones(batch, bool)
@@ -165,18 +169,19 @@ def _check_k(k, name: str = "k") -> int:
     return int(k)
 
 
-def _check_profile(prof, acts: Mapping[str, jax.Array]) -> Profile:
+def _check_profile(prof, counts: Mapping[str, int]) -> Profile:
+    """The profile's tables for the sites of ``counts``, checked against their sizes."""
     if not isinstance(prof, Profile):
         raise ValueError(f"profile must be a coverage.Profile, got {type(prof).__name__}")
-    for site, value in acts.items():
+    for site, n in counts.items():
         for field in Profile._fields:
             table = getattr(prof, field)
             if site not in table:
                 raise ValueError(f"profile.{field} has no site {site!r}; it has {list(table)}")
-            if jnp.shape(table[site]) != value.shape[1:]:
+            if jnp.shape(table[site]) != (n,):
                 raise ValueError(f"profile.{field}[{site!r}] has shape {jnp.shape(table[site])}, "
-                                 f"acts[{site!r}] has {value.shape[1]} neurons")
-    return Profile(*({s: jnp.asarray(getattr(prof, f)[s], jnp.float32) for s in acts}
+                                 f"but the site has {n} neurons")
+    return Profile(*({s: jnp.asarray(getattr(prof, f)[s], jnp.float32) for s in counts}
                      for f in Profile._fields))
 
 
@@ -191,7 +196,20 @@ def _scale_rows(value: jax.Array) -> tuple[jax.Array, jax.Array]:
     high = value.max(axis=1, keepdims=True)
     span = high - low
     varies = span > 0
-    return jnp.where(varies, (value - low) / jnp.where(varies, span, 1.0), 0.0), varies[:, 0]
+    return _snap(value, low, high), varies[:, 0]
+
+
+def _snap(value, low, high):
+    """``(value - low) / (high - low)``, exactly 0 at the minimum and 1 at the maximum, and 0
+    where ``high == low``.
+
+    NumPy gives exact zeros at the minimum; under ``jax.jit`` XLA on CPU may fuse the producer
+    of ``value`` into ``value - low`` as one fused multiply-add, leaving ~1e-9 where NumPy has 0
+    (enough to flip NC at threshold 0), so the ends are set by comparison.
+    """
+    span = high - low
+    scaled = (value - low) / jnp.where(span > 0, span, 1.0)
+    return jnp.where(value <= low, 0.0, jnp.where(value >= high, 1.0, scaled))
 
 
 def _nc(value, rows, threshold, *, scaled: bool, zero_is_constant: bool):
@@ -206,15 +224,17 @@ def _nc(value, rows, threshold, *, scaled: bool, zero_is_constant: bool):
 
 
 def _kmnc(value, rows, low, high, *, k: int):
+    low, high = low[None], high[None]
     width = high - low
     valid = (width > 0) & (value >= low) & (value <= high) & rows[:, None]
     position = (value - low) / jnp.where(width > 0, width, 1.0) * k
     section = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, k - 1)
-    hits = (section[..., None] == jnp.arange(k)) & valid[..., None]
+    hits = (section[..., None] == jnp.arange(k)[None, None]) & valid[..., None]
     return hits.any(axis=0)
 
 
 def _corners(value, rows, low, high, std, scale):
+    low, high, std = low[None], high[None], std[None]
     lower = ((value < low - scale * std) & rows[:, None]).any(axis=0)
     upper = ((value > high + scale * std) & rows[:, None]).any(axis=0)
     return jnp.stack([lower, upper], axis=-1)
@@ -224,7 +244,7 @@ def _top_k(value, *, k: int):
     """``bool[batch, neurons]``: each row's ``k`` largest (ties: the lower index first)."""
     k = min(k, value.shape[1])
     _, index = jax.lax.top_k(value, k)
-    return (index[..., None] == jnp.arange(value.shape[1])).any(axis=1)
+    return (index[..., None] == jnp.arange(value.shape[1])[None, None]).any(axis=1)
 
 
 def _tknc(value, rows, *, k: int):
@@ -256,7 +276,7 @@ def _masks(criterion, acts, mask, params, *, k=None, scaled=False, zero_is_const
     acts = _check_acts(acts)
     rows = _check_rows(mask, next(iter(acts.values())).shape[0])
     if "profile" in params:
-        params = dict(params, profile=_check_profile(params["profile"], acts))
+        params = dict(params, profile=_check_profile(params["profile"], _counts_of(acts)))
     out = _masks_jit(acts, rows, params, criterion=criterion, k=k, scaled=scaled,
                      zero_is_constant=zero_is_constant)
     return {site: out[site] for site in acts}
@@ -470,7 +490,7 @@ def _profile_fold(state: ProfileState, acts, rows) -> ProfileState:
         low[site] = jnp.minimum(state.low[site], jnp.where(keep, value, jnp.inf).min(axis=0))
         high[site] = jnp.maximum(state.high[site], jnp.where(keep, value, -jnp.inf).max(axis=0))
         mean_b = jnp.where(keep, value, 0.0).sum(axis=0) / jnp.maximum(n_b, 1.0)
-        m2_b = jnp.where(keep, (value - mean_b) ** 2, 0.0).sum(axis=0)
+        m2_b = jnp.where(keep, (value - mean_b[None]) ** 2, 0.0).sum(axis=0)
         delta = mean_b - state.mean[site]
         weight = n_b / jnp.maximum(n, 1.0)
         mean[site] = state.mean[site] + delta * weight
@@ -539,7 +559,7 @@ def profile(acts: Acts, *, mask: RowMask = None) -> Profile:
     return profile_value(state)
 
 
-def dead_neurons(prof: Profile, *, threshold: float = 0.0) -> dict[str, np.ndarray]:
+def dead_neurons(prof: Profile, *, threshold: float | ArrayLike = 0.0) -> dict[str, np.ndarray]:
     """Neurons never above ``threshold`` on the data ``prof`` was made from (``high <= t``).
 
     With ``threshold=0`` these are the ReLU neurons that never fire on the training data: no
@@ -701,7 +721,7 @@ def update(state: Masks, acts: Acts, *, criterion: str, mask: RowMask = None,
     if criterion in ("kmnc", "nbc", "snac"):
         if profile is None:
             raise ValueError(f"criterion {criterion!r} needs a training profile")
-        params["profile"] = _check_profile(profile, acts)
+        params["profile"] = _check_profile(profile, _counts_of(acts))
     if criterion in ("nbc", "snac"):
         params["scale"] = _scalar(scale, "scale", positive=True)
     if criterion in ("kmnc", "tknc"):
@@ -752,8 +772,39 @@ def _preset(preset: str | Convention) -> Convention:
     return PRESETS[preset]
 
 
-def _profile_step(state, trace, mask, params):
-    return _profile_fold(state, trace.acts, mask)
+def _stream(model, images, conv: Convention):
+    """What to ask :func:`workbench.streaming.fold_model` for, and the neurons per site.
+
+    Under the DeepXplore convention the whole layer outputs are streamed (``reduce="none"``,
+    no scaling) and scaled here by :func:`_deepxplore_neurons`, so that a layer's minimum
+    scales to exactly 0 as in DeepXplore's NumPy code.
+    """
+    counts = activations.neuron_counts(model, tuple(np.shape(images)[1:]), **conv._asdict())
+    if conv.kind == "deepxplore" and conv.scale == "minmax" and conv.reduce == "mean":
+        return dict(kind="deepxplore", reduce="none", scale=None), tuple(counts.items()), counts
+    return conv._asdict(), None, counts
+
+
+def _deepxplore_neurons(acts, channels):
+    """DeepXplore's neurons from whole layer outputs ``(batch, h * w * c)`` (row-major): each
+    input's layer min-max scaled to [0, 1], then each channel's mean (``utils.scale`` and
+    ``update_coverage`` of the released code)."""
+    out = {}
+    for site, c in channels:
+        value = acts[site]
+        low = value.min(axis=1, keepdims=True)
+        high = value.max(axis=1, keepdims=True)
+        out[site] = _snap(value, low, high).reshape(value.shape[0], -1, c).mean(axis=1)
+    return out
+
+
+@functools.cache
+def _profile_step(channels):
+    def step(state, trace, mask, params):
+        acts = trace.acts if channels is None else _deepxplore_neurons(trace.acts, channels)
+        return _profile_fold(state, acts, mask)
+
+    return step
 
 
 def model_profile(model, images, *, preset: str | Convention = "default",
@@ -772,27 +823,27 @@ def model_profile(model, images, *, preset: str | Convention = "default",
     Returns:
         The :class:`Profile`, sites in layer order.
     """
-    conv = _preset(preset)
-    counts = activations.neuron_counts(model, tuple(np.shape(images)[1:]), **conv._asdict())
-    state = streaming.fold_model(model, images, _profile_step, profile_init(counts),
-                                 batch_size=batch_size, **conv._asdict())
+    options, channels, counts = _stream(model, images, _preset(preset))
+    state = streaming.fold_model(model, images, _profile_step(channels), profile_init(counts),
+                                 batch_size=batch_size, **options)
     return profile_value(_ordered_state(state, list(counts)))
 
 
 @functools.cache
 def _coverage_step(criteria: tuple[str, ...], k_sections: int | None, k_top: int | None,
-                   scaled: bool, zero_is_constant: bool):
+                   channels):
     """One module-level step per set of static options, so streaming compiles once per set."""
 
     def step(state, trace, mask, params):
+        acts = trace.acts if channels is None else _deepxplore_neurons(trace.acts, channels)
         out = {}
         for criterion in criteria:
             k = k_sections if criterion == "kmnc" else k_top
             out[criterion] = {
                 site: state[criterion][site] | _criterion(
-                    criterion, value, mask, params, site, k=k, scaled=scaled,
-                    zero_is_constant=zero_is_constant)
-                for site, value in trace.acts.items()}
+                    criterion, value, mask, params, site, k=k, scaled=False,
+                    zero_is_constant=channels is not None)
+                for site, value in acts.items()}
         return out
 
     return step
@@ -800,8 +851,8 @@ def _coverage_step(criteria: tuple[str, ...], k_sections: int | None, k_top: int
 
 def model_coverage(model, images, *, criteria: tuple[str, ...] = CRITERIA,
                    preset: str | Convention = "default", profile: Profile | None = None,
-                   threshold: float = 0.0, k_sections: int = 10, k_top: int = 2,
-                   scale: float = 0.0, batch_size: int = 1000
+                   threshold: float | ArrayLike = 0.0, k_sections: int = 10, k_top: int = 2,
+                   scale: float | ArrayLike = 0.0, batch_size: int = 1000
                    ) -> dict[str, dict[str, jax.Array]]:
     """Every requested criterion of ``images`` on ``model``, from one streamed pass.
 
@@ -839,19 +890,17 @@ def model_coverage(model, images, *, criteria: tuple[str, ...] = CRITERIA,
     if isinstance(criteria, str) or not criteria:
         raise ValueError(f"criteria must be a non-empty tuple of names from {CRITERIA}")
     criteria = tuple(_check_criterion(c) for c in criteria)
-    counts = activations.neuron_counts(model, tuple(np.shape(images)[1:]), **conv._asdict())
+    options, channels, counts = _stream(model, images, conv)
     params = {"threshold": _scalar(threshold, "threshold")}
     if {"kmnc", "nbc", "snac"} & set(criteria):
         if profile is None:
             raise ValueError("KMNC, NBC and SNAC need a training profile (model_profile)")
-        shapes = {s: jax.ShapeDtypeStruct((1, n), jnp.float32) for s, n in counts.items()}
-        params["profile"] = _check_profile(profile, shapes)
+        params["profile"] = _check_profile(profile, counts)
         params["scale"] = _scalar(scale, "scale", positive=True)
     k_sections = _check_k(k_sections, "k_sections") if "kmnc" in criteria else None
     k_top = _check_k(k_top, "k_top") if "tknc" in criteria else None
     state = {c: init(counts, criterion=c, k=k_sections) for c in criteria}
-    step = _coverage_step(criteria, k_sections, k_top, False, conv.kind == "deepxplore"
-                          and conv.scale == "minmax")
+    step = _coverage_step(criteria, k_sections, k_top, channels)
     state = streaming.fold_model(model, images, step, state, params=params,
-                                 batch_size=batch_size, **conv._asdict())
+                                 batch_size=batch_size, **options)
     return {c: {site: state[c][site] for site in counts} for c in criteria}
