@@ -142,7 +142,7 @@ def distance_surprise(train_acts: Traces, train_classes: Int[ArrayLike, "n_train
         >>> train = np.array([[0.0], [1.0], [4.0]], np.float32)
         >>> dsa = distance_surprise(train, np.array([0, 0, 1]),
         ...                         np.array([[0.5], [3.0]], np.float32), np.array([0, 1]))
-        >>> np.round(np.asarray(dsa), 4).tolist()  # 0.5 / 4 and 1 / 3
+        >>> np.round(np.asarray(dsa, np.float64), 4).tolist()  # 0.5 / 4 and 1 / 3
         [0.125, 0.3333]
 
     References:
