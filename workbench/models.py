@@ -25,6 +25,8 @@ Zoo (``names()``):
   average pooling (Springenberg et al., ICLR 2015 workshop, in spirit).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -210,6 +212,15 @@ def create(name: str, *, seed: int = 0) -> Sequential:
         >>> net(jnp.zeros((1, 28, 28, 1))).shape
         (1, 10)
     """
-    dataset, kwargs = spec(name)
+    spec(name)
+    return _build(name, jax.random.key(seed), jax.random.key(seed + 1))
+
+
+@functools.partial(nnx.jit, static_argnums=0)
+def _build(name: str, params_key: jax.Array, dropout_key: jax.Array) -> Sequential:
+    # Initialising under one jit compiles one program; eagerly, every initializer of every
+    # layer shape is compiled on its own, which takes seconds per architecture.
+    dataset, kwargs = _SPECS[name]
     shape = _MNIST if dataset == "mnist" else _CIFAR
-    return Sequential(input_shape=shape, rngs=nnx.Rngs(params=seed, dropout=seed + 1), **kwargs)
+    return Sequential(input_shape=shape, rngs=nnx.Rngs(params=params_key, dropout=dropout_key),
+                      **kwargs)

@@ -187,7 +187,7 @@ def save(model: nnx.Module, path: str | os.PathLike, *, metadata: dict | None = 
     """Writes the model's parameters (and JSON-able ``metadata``) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    params = nnx.state(model, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     params = jax.tree.map(np.asarray, params)
     payload = serialization.msgpack_serialize(
         {"params": params, "metadata": json.dumps(metadata or {})})
@@ -217,11 +217,11 @@ def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
     except Exception as error:  # msgpack raises several unrelated types on bad bytes
         raise ValueError(f"{path}: not a readable workbench checkpoint ({error})") from None
     state = nnx.state(model, nnx.Param)
-    expected = jax.tree.map(np.shape, state.to_pure_dict())
+    expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
     found = jax.tree.map(np.shape, params)
     if expected != found:
         raise ValueError(f"{path}: checkpoint parameters do not fit this model")
-    state.replace_by_pure_dict(params)
+    nnx.replace_by_pure_dict(state, params)
     nnx.update(model, state)
     model.eval()
     return model, metadata

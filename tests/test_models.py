@@ -1,0 +1,78 @@
+"""Every zoo model: output shape, sites and neuron counts."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from workbench import activations, models
+
+# Hidden sites and post-activation neurons per site, from each paper's architecture.
+EXPECTED = {
+    "lenet1": {"conv1": 4, "conv2": 12},
+    "lenet4": {"conv1": 6, "conv2": 16, "fc1": 84},
+    "lenet5": {"conv1": 6, "conv2": 16, "fc1": 120, "fc2": 84},
+    "deepfault_3x50_relu": {f"fc{i}": 50 for i in range(1, 4)},
+    "deepfault_5x30_leaky": {f"fc{i}": 30 for i in range(1, 6)},
+    "deepfault_6x25_relu": {f"fc{i}": 25 for i in range(1, 7)},
+    "deepfault_8x20_leaky": {f"fc{i}": 20 for i in range(1, 9)},
+    "deepfault_cifar_1x512": {"conv1": 32, "conv2": 32, "conv3": 64, "conv4": 64, "fc1": 512},
+    "deepfault_cifar_2x256": {"conv1": 32, "conv2": 32, "conv3": 64, "conv4": 64,
+                              "fc1": 256, "fc2": 256},
+    "deepfault_cifar_4x128": {"conv1": 32, "conv2": 32, "conv3": 64, "conv4": 64,
+                              **{f"fc{i}": 128 for i in range(1, 5)}},
+    "cifar_lenet": {"conv1": 32, "conv2": 64, "fc1": 256},
+    "cifar_vgg": {"conv1": 32, "conv2": 32, "conv3": 64, "conv4": 64, "conv5": 128,
+                  "conv6": 128, "fc1": 128},
+    "cifar_gap": {"conv1": 48, "conv2": 48, "conv3": 96, "conv4": 96, "conv5": 192,
+                  "conv6": 192},
+}
+
+
+def test_zoo_lists_every_family():
+    names = models.names()
+    assert {"lenet1", "lenet4", "lenet5", "cifar_lenet", "cifar_vgg", "cifar_gap"} <= set(names)
+    assert sum(n.startswith("deepfault_") and "cifar" not in n for n in names) == 8
+    assert sum(n.startswith("deepfault_cifar") for n in names) == 3
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_outputs_sites_and_counts(name):
+    net = models.create(name, seed=0)
+    graphdef, state = nnx.split(net)
+    x = jax.ShapeDtypeStruct((2, *net.input_shape), jnp.float32)
+    assert jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state, x).shape == (2, 10)
+    assert activations.neuron_counts(net, net.input_shape) == EXPECTED[name]
+    assert activations.neuron_counts(net, net.input_shape, kind="pre") == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name, total", [("lenet1", 52), ("lenet4", 148), ("lenet5", 268)])
+def test_deepxplore_counts_match_the_released_code(name, total):
+    net = models.create(name, seed=0)
+    counts = activations.neuron_counts(net, net.input_shape, kind="deepxplore")
+    assert sum(counts.values()) == total
+    assert list(counts)[-2:] == ["logits", "softmax"]
+
+
+def test_deepfault_mnist_dense_layers_have_no_bias():
+    net = models.create("deepfault_3x50_relu", seed=0)
+    assert net.fc1.bias is None and net.logits.bias is None
+
+
+def test_leaky_models_use_slope_001():
+    net = models.create("deepfault_3x50_leaky", seed=0)
+    pre = activations.activations(net, jnp.ones((4, 28, 28, 1)), kind="pre")["fc1"]
+    post = activations.activations(net, jnp.ones((4, 28, 28, 1)))["fc1"]
+    assert bool((pre < 0).any())
+    assert jnp.allclose(post, jnp.where(pre > 0, pre, 0.01 * pre), atol=1e-6)
+
+
+def test_seeds_give_different_and_repeatable_weights():
+    a, b, c = (models.create("lenet1", seed=s) for s in (0, 0, 1))
+    assert jnp.array_equal(a.conv1.kernel[...], b.conv1.kernel[...])
+    assert not jnp.array_equal(a.conv1.kernel[...], c.conv1.kernel[...])
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ValueError, match="unknown model 'resnet50'"):
+        models.create("resnet50")

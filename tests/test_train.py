@@ -1,0 +1,77 @@
+"""Training on real MNIST: accuracy, determinism, checkpoints."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from workbench import data, models, train
+
+
+@pytest.fixture(scope="module")
+def mnist(data_root):
+    full = data.load("mnist", "train", root=data_root)
+    test = data.load("mnist", "test", root=data_root)
+    small = data.Dataset(full.images[:4000], full.labels[:4000], full.class_names)
+    return small, data.Dataset(test.images[:2000], test.labels[:2000], test.class_names)
+
+
+def _params(model):
+    return jax.tree.leaves(nnx.state(model, nnx.Param))
+
+
+def test_short_run_beats_90_percent_and_is_deterministic(mnist):
+    small, test = mnist
+    runs = []
+    for _ in range(2):
+        model = models.create("lenet5", seed=0)
+        train.train(model, small, epochs=3, batch_size=32, seed=0)
+        runs.append(model)
+    assert train.accuracy(runs[0], test) > 0.90
+    for a, b in zip(_params(runs[0]), _params(runs[1])):
+        np.testing.assert_array_equal(a, b)
+    other = models.create("lenet5", seed=0)
+    train.train(other, small, epochs=1, batch_size=32, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(_params(runs[0]), _params(other)))
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path, mnist):
+    small, test = mnist
+    model = models.create("deepfault_3x50_leaky", seed=0)
+    train.train(model, small, epochs=1, batch_size=32, seed=0)
+    path = tmp_path / "net.msgpack"
+    train.save(model, path, metadata={"note": "test"})
+    restored, meta = train.load(models.create("deepfault_3x50_leaky", seed=5), path)
+    assert meta == {"note": "test"}
+    np.testing.assert_array_equal(restored(test.images[:50]), model(test.images[:50]))
+    assert [p.name for p in tmp_path.iterdir()] == ["net.msgpack"]
+
+
+def test_load_rejects_corrupt_and_mismatched_checkpoints(tmp_path):
+    path = tmp_path / "net.msgpack"
+    train.save(models.create("lenet1", seed=0), path)
+    truncated = tmp_path / "cut.msgpack"
+    truncated.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable workbench checkpoint"):
+        train.load(models.create("lenet1", seed=0), truncated)
+    with pytest.raises(ValueError, match="do not fit this model"):
+        train.load(models.create("lenet4", seed=0), path)
+
+
+def test_load_or_train_caches_by_model_epochs_seed(tmp_path, data_root):
+    first = train.load_or_train("deepfault_3x50_relu", epochs=1, limit=2000, cache=tmp_path,
+                                root=data_root)
+    assert not first.cached and first.test_accuracy > 0.6
+    assert train.cache_path("deepfault_3x50_relu", "mnist", epochs=1, seed=0, limit=2000,
+                            cache=tmp_path).is_file()
+    again = train.load_or_train("deepfault_3x50_relu", epochs=1, limit=2000, cache=tmp_path,
+                                root=data_root)
+    assert again.cached and again.test_accuracy == first.test_accuracy
+    with pytest.raises(ValueError, match="built for mnist"):
+        train.load_or_train("lenet1", "cifar10", cache=tmp_path)
+
+
+def test_recipes_follow_the_papers():
+    assert train.recipe("deepfault_5x30_relu") == train.Recipe(10, 32, 1e-3, False)
+    assert train.recipe("lenet5").batch_size == 128
+    assert train.recipe("cifar_vgg").augment
