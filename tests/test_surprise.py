@@ -1,0 +1,139 @@
+"""Tests of workbench.surprise against SciPy's Gaussian KDE and a NumPy nearest-neighbour DSA."""
+
+import jax
+import jaxtyping
+import numpy as np
+import pytest
+from scipy import stats
+
+from workbench import coverage, surprise
+
+
+def clustered(seed, n, d=3, classes=3):
+    """Traces in ``classes`` well separated Gaussian clusters, with their labels."""
+    keys = jax.random.split(jax.random.key(seed), 2)
+    labels = np.asarray(jax.random.randint(keys[0], (n,), 0, classes)).astype(np.int32)
+    noise = np.asarray(jax.random.normal(keys[1], (n, d)))
+    return (noise + 3.0 * labels[:, None]).astype(np.float32), labels
+
+
+def np_dsa(train, train_c, test, test_c):
+    """Kim et al.'s DSA, one test input at a time."""
+    out = []
+    for x, c in zip(test.astype(np.float64), test_c):
+        same = np.where(train_c == c)[0]
+        dist = np.linalg.norm(train[same] - x, axis=1)
+        anchor = train[same[np.argmin(dist)]]
+        other = train[train_c != c]
+        out.append(dist.min() / np.linalg.norm(other - anchor, axis=1).min())
+    return np.array(out)
+
+
+def np_lsa(train, train_c, test, test_c):
+    """Kim et al.'s LSA: ``-gaussian_kde(class traces).logpdf(x)``."""
+    kdes = {c: stats.gaussian_kde(train[train_c == c].T.astype(np.float64))
+            for c in np.unique(train_c)}
+    return np.array([-kdes[c].logpdf(x.astype(np.float64))[0] for x, c in zip(test, test_c)])
+
+
+@pytest.mark.parametrize("chunk_size", [7, 256])
+def test_dsa_matches_numpy(chunk_size):
+    train, train_c = clustered(0, 300)
+    test, test_c = clustered(1, 40)
+    got = surprise.distance_surprise(train, train_c, test, test_c, chunk_size=chunk_size)
+    np.testing.assert_allclose(got, np_dsa(train, train_c, test, test_c), rtol=1e-4)
+
+
+def test_dsa_by_hand_and_dict_traces():
+    train = {"a": np.array([[0.0], [1.0], [4.0]], np.float32),
+             "b": np.zeros((3, 1), np.float32)}
+    dsa = surprise.distance_surprise(train, np.array([0, 0, 1]),
+                                     {"a": np.array([[0.5], [3.0]], np.float32),
+                                      "b": np.zeros((2, 1), np.float32)}, np.array([0, 1]))
+    np.testing.assert_allclose(dsa, [0.5 / 4.0, 1.0 / 3.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_size", [5, 256])
+def test_lsa_matches_scipy_gaussian_kde(chunk_size):
+    train, train_c = clustered(2, 240)
+    test, test_c = clustered(3, 30)
+    got = surprise.likelihood_surprise(train, train_c, test, test_c, chunk_size=chunk_size)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+
+
+def test_lsa_drops_low_variance_columns_with_a_warning():
+    train, train_c = clustered(4, 200)
+    test, test_c = clustered(5, 20)
+    with_const = np.concatenate([train, np.full((200, 1), 2.0, np.float32)], axis=1)
+    test_const = np.concatenate([test, np.full((20, 1), 2.0, np.float32)], axis=1)
+    with pytest.warns(RuntimeWarning, match="dropped 1 of 4 columns"):
+        got = surprise.likelihood_surprise(with_const, train_c, test_const, test_c)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+
+
+def test_lsa_survives_a_singular_covariance_and_far_inputs():
+    train, train_c = clustered(6, 200, d=2)
+    # A third column equal to the sum of the others: SciPy's KDE cannot invert this.
+    train = np.concatenate([train, train.sum(axis=1, keepdims=True)], axis=1)
+    test = np.array([[0.0, 0.0, 0.0], [1e3, 1e3, 2e3]], np.float32)
+    with pytest.warns(RuntimeWarning, match="singular"):
+        lsa = surprise.likelihood_surprise(train, train_c, test, np.array([0, 0]))
+    assert np.isfinite(np.asarray(lsa)).all() and lsa[1] > lsa[0] + 100
+
+
+def test_surprise_coverage_buckets():
+    mask = surprise.surprise_coverage(np.array([0.0, 0.1, 0.5, 1.0, 1.5, -0.2, np.inf]),
+                                      upper=1.0, k=4)
+    assert mask.tolist() == [True, False, True, True]
+    assert coverage.ratio({"sc": mask}) == 0.75
+    assert surprise.surprise_coverage(np.array([2.5]), lower=2.0, upper=3.0, k=2
+                                      ).tolist() == [False, True]
+
+
+def test_more_surprise_for_out_of_distribution_inputs():
+    train, train_c = clustered(7, 300)
+    near, near_c = clustered(8, 20)
+    far = near + 20.0
+    for fn in (surprise.distance_surprise, surprise.likelihood_surprise):
+        assert float(fn(train, train_c, far, near_c).mean()) > float(
+            fn(train, train_c, near, near_c).mean())
+
+
+@pytest.mark.real_data
+@pytest.mark.filterwarnings("ignore:.*nnx.State.*:DeprecationWarning")  # train.py (reported)
+@pytest.mark.filterwarnings("ignore:LSA. dropped:RuntimeWarning")
+def test_surprise_on_mnist_traces(trained, data_root):
+    from workbench import data, train
+    net = trained("lenet1")
+    mnist_train = data.load("mnist", "train", root=data_root)
+    mnist_test = data.load("mnist", "test", root=data_root)
+    train_x, train_y = mnist_train.images[:2000], mnist_train.labels[:2000]
+    test_x = mnist_test.images[:200]
+    train_t = surprise.traces(net, train_x, sites=("conv2",), batch_size=500)
+    test_t = surprise.traces(net, test_x, sites=("conv2",), batch_size=500)
+    assert train_t.shape == (2000, 12) and test_t.shape == (200, 12)
+    pred = train.predict(net, test_x)
+    dsa = np.asarray(surprise.distance_surprise(train_t, train_y, test_t, pred))
+    np.testing.assert_allclose(dsa, np_dsa(train_t, train_y, test_t, pred), rtol=1e-3)
+    lsa = np.asarray(surprise.likelihood_surprise(train_t, train_y, test_t, pred))
+    assert np.isfinite(lsa).all()
+    # Misclassified inputs are more surprising on average (Kim et al., RQ1).
+    wrong = pred != mnist_test.labels[:200]
+    if wrong.any():
+        assert dsa[wrong].mean() > dsa[~wrong].mean()
+
+
+def test_bad_input():
+    train, train_c = clustered(9, 20)
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError)):
+        surprise.distance_surprise(train, train_c.astype(np.float32), train, train_c)
+    with pytest.raises(ValueError, match="features"):
+        surprise.distance_surprise(train, train_c, train[:, :2], train_c)
+    with pytest.raises(ValueError, match="no training traces"):
+        surprise.distance_surprise(train, train_c, train[:2], np.array([7, 0], np.int32))
+    bad = train.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        surprise.likelihood_surprise(bad, train_c, train, train_c)
+    with pytest.raises(ValueError, match="lower < upper"):
+        surprise.surprise_coverage(np.array([0.5]), lower=1.0, upper=1.0, k=3)
