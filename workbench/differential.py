@@ -1,0 +1,696 @@
+"""DeepXplore: differential testing of several models by joint gradient ascent on the input.
+
+For a seed on which all models agree on class ``c``, DeepXplore climbs the joint objective
+
+    obj(x) = sum_{k != j} F_k(x)[c] - lambda1 * F_j(x)[c] + lambda2 * sum_k f_{n_k}(x)
+
+where ``F_k(x)[c]`` is model ``k``'s pre-softmax logit of ``c``, ``j`` the target model pushed
+away from ``c``, and ``f_{n_k}`` the (raw, spatially averaged) output of one neuron ``n_k`` of
+model ``k`` not yet covered. Each step normalises the gradient by its root mean square, keeps
+only the part a realistic transformation allows (a uniform brightness change, a rectangle, black
+patches), adds ``step`` times it and projects the image back to the valid box. A seed stops as
+soon as the models disagree; every difference-inducing input updates each model's neuron
+coverage (DeepXplore's convention: per-layer min-max scaling, channel means, ``> threshold``).
+
+Here hundreds of seeds advance together: :func:`generate` runs one jitted ``lax.while_loop``
+over a pool of ``batch_size`` slots, each holding one seed. Every iteration computes all slots'
+gradients at once (a batched forward and backward pass per model), records the slots whose
+models now disagree, updates the coverage with them, and refills every finished slot with the
+next agreeing seed and a fresh uncovered neuron per model, drawn from the coverage as it now
+stands. With ``batch_size=1`` this is the released code's one-seed-at-a-time order.
+
+Transformations are Optax gradient transformations (:func:`light`, :func:`occlusion`,
+:func:`blackout`), chained as ``normalize_by_rms -> constraint -> scale(step)``; write your
+own as a per-image function ``fn(gradient, key) -> gradient`` wrapped by :func:`constraint`.
+
+Where the paper and the released code (``MNIST/gen_diff.py``, ``MNIST/utils.py``) differ, we
+follow the code, and say so:
+
+- the objective uses the pre-softmax logits (the paper writes class probabilities);
+- the gradient is divided by ``sqrt(mean(g**2)) + 1e-5`` before the constraint (not in the
+  paper's Algorithm 1);
+- the neuron term is the neuron's raw output (its spatial mean for conv maps), while coverage
+  is judged on min-max scaled outputs; logits and softmax outputs count as neurons;
+- the target model ``j`` is fixed per run (``-t``, default the first model);
+- seeds on which the models already disagree are not climbed but are reported (iteration 0)
+  and update the coverage, as the code does.
+
+And where the code is wrong, we are not: it never clips pixels to [0, 1] (``clip=True`` here;
+``clip=False`` reproduces it, and :attr:`Result.survives_quantisation` tells which "findings"
+still make the models disagree once clipped and stored as 8-bit images), it changes its test
+set in place, overwrites images that share a prediction triple, and cannot be seeded. Here
+everything random derives from ``key``.
+
+References:
+    Pei, Cao, Yang, Jana, "DeepXplore: Automated Whitebox Testing of Deep Learning Systems",
+    SOSP 2017 (arXiv:1705.06640), section 5 (Algorithm 1), section 6 (domain constraints),
+    section 7 (MNIST hyperparameters: lambda1 = 1, lambda2 = 0.1, s = 10, t = 0), and the
+    released code, github.com/peikexin9/deepxplore, ``MNIST/gen_diff.py`` and ``utils.py``.
+"""
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int
+
+from workbench import activations, coverage
+
+__all__ = [
+    "Result", "TRANSFORMATIONS", "normalize_by_rms", "constraint", "light", "occlusion",
+    "blackout", "unconstrained", "joint_objective", "generate", "predictions",
+    "deepxplore_coverage", "quantize",
+]
+
+_KIND = "deepxplore"
+
+
+# --------------------------------------------------------------------------- transformations
+
+
+@functools.cache
+def normalize_by_rms(eps: float = 1e-5) -> optax.GradientTransformation:
+    """Divides each image's gradient by its root mean square plus ``eps``.
+
+    The released DeepXplore code calls this ``normalize`` ("by its L2 norm"), but computes
+    ``g / (sqrt(mean(g ** 2)) + 1e-5)``: the RMS over the image, one image per step. Here the
+    leading axis is the batch of seeds, and each is normalised on its own.
+
+    Example:
+        >>> g = jnp.array([[[[3.0]], [[-3.0]]]])               # one 2x1x1 image
+        >>> normalize_by_rms().update(g, None)[0].ravel().round(4).tolist()
+        [1.0, -1.0]
+
+    References:
+        DeepXplore released code, ``MNIST/utils.py``: ``normalize``.
+    """
+
+    def update(updates, state, params=None):
+        del params
+        axes = tuple(range(1, updates.ndim))
+        rms = jnp.sqrt(jnp.mean(jnp.square(updates), axis=axes, keepdims=True))
+        return updates / (rms + eps), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+@functools.cache
+def constraint(fn: Callable[[jax.Array, jax.Array], jax.Array]
+               ) -> optax.GradientTransformationExtraArgs:
+    """Turns a per-image constraint ``fn(gradient, key) -> gradient`` into an Optax
+    transformation over a batch of images.
+
+    ``gradient`` is one image's (normalised) gradient, ``(h, w, c)``; ``key`` a fresh random key
+    for this image and step. The transformation's ``update`` takes the batch ``(n, h, w, c)``
+    and a keyword ``key`` (Optax's extra arguments, passed through ``optax.chain``), splits it
+    per image and ``vmap``s ``fn``. Cached per ``fn``, so building it twice does not recompile
+    :func:`generate`.
+
+    Example:
+        >>> def left_half(gradient, key):
+        ...     return gradient.at[:, gradient.shape[1] // 2:].set(0.0)
+        >>> tx = constraint(left_half)
+        >>> out, _ = tx.update(jnp.ones((1, 2, 4, 1)), tx.init(None), key=jax.random.key(0))
+        >>> out[0, :, :, 0].tolist()
+        [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
+    """
+
+    def update(updates, state, params=None, *, key=None, **extra):
+        del params, extra
+        if key is None:
+            raise ValueError("a constraint's update needs key=")
+        keys = jax.random.split(key, updates.shape[0])
+        return jax.vmap(fn)(updates, keys), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+
+def _unconstrained(gradient, key):
+    del key
+    return gradient
+
+
+def _light(gradient, key):
+    del key
+    return jnp.full_like(gradient, jnp.mean(gradient))
+
+
+def _rectangle(shape, start, size):
+    """``bool[h, w, 1]``, true inside ``[start, start + size)`` (clipped to the image)."""
+    rows = jnp.arange(shape[0])[:, None, None]
+    cols = jnp.arange(shape[1])[None, :, None]
+    return ((rows >= start[0]) & (rows < start[0] + size[0])
+            & (cols >= start[1]) & (cols < start[1] + size[1]))
+
+
+def _occlusion(gradient, key, *, start, size):
+    del key
+    return jnp.where(_rectangle(gradient.shape, start, size), gradient, 0.0)
+
+
+def _blackout(gradient, key, *, size, count):
+    height, width = gradient.shape[0], gradient.shape[1]
+    high = jnp.array([height - size[0] + 1, width - size[1] + 1])
+    starts = jax.random.randint(key, (count, 2), 0, high)
+
+    def patch(start):
+        inside = _rectangle(gradient.shape, start, size)
+        mean = jnp.sum(jnp.where(inside, gradient, 0.0)) / (size[0] * size[1] * gradient.shape[2])
+        return inside & (mean < 0)
+
+    dark = jax.vmap(patch)(starts).any(axis=0)
+    return jnp.where(dark, -1.0, 0.0) * jnp.ones_like(gradient)
+
+
+@functools.cache
+def unconstrained() -> optax.GradientTransformationExtraArgs:
+    """No constraint: the plain (normalised) gradient."""
+    return constraint(_unconstrained)
+
+
+@functools.cache
+def light() -> optax.GradientTransformationExtraArgs:
+    """Lighting: every pixel moves by the image's mean gradient (a uniform brightness change).
+
+    Example:
+        >>> g = jnp.array([[[[1.0], [3.0]]]])
+        >>> light().update(g, None, key=jax.random.key(0))[0].ravel().tolist()
+        [2.0, 2.0]
+
+    References:
+        DeepXplore, section 6 ("lighting"); released code ``constraint_light``.
+    """
+    return constraint(_light)
+
+
+@functools.cache
+def occlusion(*, start: tuple[int, int] = (0, 0), size: tuple[int, int] = (10, 10)
+              ) -> optax.GradientTransformationExtraArgs:
+    """Occlusion by a single rectangle: only pixels inside it change.
+
+    Args:
+        start: the rectangle's top-left corner ``(row, column)``; the released MNIST code's
+            default is ``(0, 0)``.
+        size: its ``(height, width)``, default ``(10, 10)`` as released.
+
+    Example:
+        >>> out = occlusion(start=(1, 0), size=(1, 2)).update(
+        ...     jnp.ones((1, 3, 3, 1)), None, key=jax.random.key(0))[0]
+        >>> out[0, :, :, 0].astype(int).tolist()
+        [[0, 0, 0], [1, 1, 0], [0, 0, 0]]
+
+    References:
+        DeepXplore, section 6 ("occlusion by a single small rectangle"); released code
+        ``constraint_occl`` and ``gen_diff.py`` (``-sp``, ``-occl_size``).
+    """
+    start, size = _pair(start, "start"), _pair(size, "size")
+    return constraint(functools.partial(_occlusion, start=start, size=size))
+
+
+@functools.cache
+def blackout(*, size: tuple[int, int] = (6, 6), count: int = 1
+             ) -> optax.GradientTransformationExtraArgs:
+    """Black patches: ``count`` random ``size`` patches per step, each darkened by a full step
+    (gradient -1 inside it) when the mean gradient over it is negative, else left alone.
+
+    A new position is drawn for every patch, image and step, from the key :func:`generate`
+    passes. The released MNIST code uses one 6x6 patch per step.
+
+    Args:
+        size: ``(height, width)`` of a patch.
+        count: patches drawn per step.
+
+    References:
+        DeepXplore, section 6 ("occlusion by multiple tiny black rectangles"); released code
+        ``constraint_black``.
+    """
+    size = _pair(size, "size")
+    if int(count) < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    return constraint(functools.partial(_blackout, size=size, count=int(count)))
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < 0:
+        raise ValueError(f"{name} must be two non-negative integers, got {value!r}")
+    return pair
+
+
+TRANSFORMATIONS: dict[str, Callable[..., optax.GradientTransformationExtraArgs]] = {
+    "light": light, "occlusion": occlusion, "blackout": blackout, "none": unconstrained,
+}
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def _forward(graphdefs, states, x):
+    """Per model: logits, raw neuron values ``(n, total)`` and min-max scaled ones.
+
+    The models are merged here, inside whatever trace calls this (a scan or loop body, a
+    gradient): NNX modules cannot be mutated (``nnx.capture``) from an inner trace level.
+    """
+    out = []
+    for model in _merge(graphdefs, states):
+        raw = activations._trace_model(model, x, _KIND, "mean", None)
+        scaled = activations._trace_model(model, x, _KIND, "mean", "minmax")
+        out.append((raw.logits, activations.flatten(raw.acts), scaled.acts))
+    return out
+
+
+def _objective(graphdefs, states, x, label, neurons, weights, weight_nc):
+    """Per-seed joint objective and, as auxiliaries, the predictions and scaled activations."""
+    passes = _forward(graphdefs, states, x)
+    total = jnp.zeros(x.shape[0], x.dtype)
+    for k, (logits, flat, _) in enumerate(passes):
+        agreed = jnp.take_along_axis(logits, label[:, None], axis=1)[:, 0]
+        neuron = jnp.take_along_axis(flat, neurons[k][:, None], axis=1)[:, 0]
+        total = total + weights[k] * agreed + weight_nc * neuron
+    preds = jnp.stack([jnp.argmax(logits, axis=-1) for logits, _, _ in passes])
+    scaled = [jax.lax.stop_gradient(acts) for _, _, acts in passes]
+    return total, (preds, scaled)
+
+
+def _weights(n_models, target, weight_diff):
+    return jnp.where(jnp.arange(n_models) == target, -weight_diff, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdefs",))
+def _objective_jit(graphdefs, states, x, labels, neurons, target, weight_diff, weight_nc):
+    weights = _weights(len(graphdefs), target, weight_diff)
+    return _objective(graphdefs, states, x, labels, neurons, weights, weight_nc)[0]
+
+
+def joint_objective(models: Sequence[nnx.Module], x: Float[Array, "n h w c"],
+                    labels: Int[Array, " n"], neurons: Int[Array, "models n"], *,
+                    target: int = 0, weight_diff: float = 1.0, weight_nc: float = 0.1
+                    ) -> Float[Array, " n"]:
+    """DeepXplore's joint objective for each input, as the released code computes it.
+
+    ``obj = sum_{k != target} logit_k[c] - weight_diff * logit_target[c]
+    + weight_nc * sum_k neuron_k``, with ``c = labels`` and ``neuron_k`` the raw output of
+    neuron ``neurons[k]`` of model ``k`` (a flat index over the sites of
+    ``activations.trace(model, x, kind="deepxplore")``: conv and pooling channels by their
+    spatial mean, dense units, logits, softmax outputs).
+
+    Args:
+        models: two or more models with the same input shape and classes.
+        x: inputs, ``(n, h, w, c)``.
+        labels: the agreed class of each input.
+        neurons: ``(models, n)`` flat neuron indices, one per model and input.
+        target: the model pushed away from ``labels``.
+        weight_diff: lambda1.
+        weight_nc: lambda2.
+
+    Returns:
+        ``(n,)`` objective values; its gradient with respect to ``x`` is what DeepXplore climbs.
+
+    References:
+        DeepXplore, section 5.2, equations (2)-(3); released ``gen_diff.py`` (``before_softmax``
+        outputs, ``K.mean`` of the chosen neuron's output).
+    """
+    graphdefs, states = _split(models)
+    return _objective_jit(graphdefs, states, jnp.asarray(x), jnp.asarray(labels, jnp.int32),
+                          jnp.asarray(neurons, jnp.int32), jnp.int32(target),
+                          jnp.float32(weight_diff), jnp.float32(weight_nc))
+
+
+# --------------------------------------------------------------------------- generation
+
+
+class Result(NamedTuple):
+    """What :func:`generate` found: every difference-inducing input and the coverage it reached.
+
+    Inputs are in seed order; ``iterations == 0`` marks a seed on which the models already
+    disagreed (reported and counted for coverage, but not climbed).
+    """
+
+    inputs: np.ndarray  # shape=(found, h, w, c), dtype=float32
+    seed_index: np.ndarray  # shape=(found,), dtype=int32: the seed each input came from
+    predictions: np.ndarray  # shape=(models, found), dtype=int32
+    iterations: np.ndarray  # shape=(found,), dtype=int32: gradient steps taken
+    coverage_before: np.ndarray  # shape=(models,), dtype=float64: NC ratio per model
+    coverage_after: np.ndarray  # shape=(models,), dtype=float64
+    covered: tuple  # per model {site: bool[neurons]} after the run (pass on as coverage=)
+    seeds_climbed: int  # seeds on which all models agreed
+    survives_quantisation: np.ndarray  # shape=(found,), dtype=bool: still disagree when
+    # clipped to [0, 1] and rounded to 8 bits
+
+
+def _split(models):
+    pairs = [nnx.split(m) for m in models]
+    return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+
+
+def _merge(graphdefs, states):
+    models = [nnx.merge(g, s) for g, s in zip(graphdefs, states)]
+    for model in models:
+        model.eval()
+    return models
+
+
+def _covered_by(scaled, rows, threshold):
+    """Flat ``bool[total]`` of the neurons covered by ``rows`` of one model's scaled acts."""
+    masks = coverage.neuron_coverage(scaled, threshold=threshold, scaled=False, mask=rows)
+    return jnp.concatenate([masks[site] for site in scaled])
+
+
+def _choose(key, covered, count):
+    """``count`` neurons drawn uniformly from the uncovered ones (from all, if none is left)."""
+    logits = jnp.where(covered, -jnp.inf, 0.0)
+    logits = jnp.where(covered.all(), jnp.zeros_like(logits), logits)
+    return jax.random.categorical(key, logits, shape=(count,)).astype(jnp.int32)
+
+
+def _disagree(preds):
+    return jnp.any(preds != preds[:1], axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdefs", "transformation", "clip", "slots"))
+def _generate_jit(graphdefs, states, seeds, valid, covered, key, weight_diff, weight_nc, step,
+                  iterations, threshold, target, *, transformation, clip, slots):
+    n_models = len(graphdefs)
+    n = seeds.shape[0]
+    weights = _weights(n_models, target, weight_diff)
+    choose_key, step_key = jax.random.split(key)
+
+    # 1. Which seeds do the models agree on? The others count for coverage at once.
+    def first_pass(covered, chunk):
+        x, rows = chunk
+        passes = _forward(graphdefs, states, x)
+        preds = jnp.stack([jnp.argmax(p[0], axis=-1) for p in passes])
+        differ = _disagree(preds) & rows
+        covered = tuple(c | _covered_by(p[2], differ, threshold)
+                        for c, p in zip(covered, passes))
+        return covered, preds
+
+    chunks = (seeds.reshape(n // slots, slots, *seeds.shape[1:]), valid.reshape(-1, slots))
+    covered, preds0 = jax.lax.scan(first_pass, covered, chunks)
+    preds0 = jnp.moveaxis(preds0, 1, 0).reshape(n_models, n)
+    agree = valid & ~_disagree(preds0)
+    found = valid & ~agree
+    order = jnp.argsort(~agree, stable=True).astype(jnp.int32)  # agreeing seeds first
+    n_agree = agree.sum(dtype=jnp.int32)
+
+    tx = optax.chain(normalize_by_rms(1e-5), transformation, optax.scale(step))
+
+    def draw(key, covered, count):
+        keys = jax.random.split(key, n_models)
+        return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
+
+    slot = jnp.arange(slots, dtype=jnp.int32)
+    seed_id = order[jnp.minimum(slot, n - 1)]
+    pool = dict(x=seeds[seed_id], seed_id=seed_id, label=preds0[0, seed_id],
+                neurons=draw(jax.random.fold_in(choose_key, 0), covered, slots),
+                it=jnp.zeros(slots, jnp.int32), active=slot < n_agree)
+    run = dict(next=jnp.minimum(n_agree, slots), covered=covered, out_x=seeds, out_found=found,
+               out_it=jnp.zeros(n, jnp.int32), out_preds=preds0, t=jnp.int32(0))
+
+    def body(carry):
+        p, r, opt = carry
+        (_, (preds, scaled)), grads = _value_aux_grad(graphdefs, states, p, weights, weight_nc)
+        active = p["active"]
+        hit = active & (p["it"] > 0) & _disagree(preds)
+        spent = active & ~hit & (p["it"] >= iterations)
+        where = jnp.where(hit, p["seed_id"], n)  # n: out of range, dropped
+        covered = tuple(c | _covered_by(acts, hit, threshold)
+                        for c, acts in zip(r["covered"], scaled))
+        r = dict(next=r["next"], covered=covered,
+                 out_x=r["out_x"].at[where].set(p["x"], mode="drop"),
+                 out_found=r["out_found"].at[where].set(True, mode="drop"),
+                 out_it=r["out_it"].at[where].set(p["it"], mode="drop"),
+                 out_preds=r["out_preds"].at[:, where].set(preds, mode="drop"), t=r["t"] + 1)
+        # Step the slots still climbing.
+        climbing = active & ~hit & ~spent
+        updates, opt = tx.update(grads, opt, p["x"], key=jax.random.fold_in(step_key, r["t"]))
+        x = p["x"] + updates
+        if clip:
+            x = optax.projections.projection_box(x, 0.0, 1.0)
+        x = jnp.where(climbing[:, None, None, None], x, p["x"])
+        it = jnp.where(climbing, p["it"] + 1, p["it"])
+        # Refill the free slots with the next agreeing seeds and fresh neurons.
+        free = ~climbing
+        candidate = r["next"] + jnp.cumsum(free, dtype=jnp.int32) - 1
+        refill = free & (candidate < n_agree)
+        new_id = order[jnp.clip(candidate, 0, n - 1)]
+        fresh = draw(jax.random.fold_in(choose_key, r["t"]), covered, x.shape[0])
+        p = dict(x=jnp.where(refill[:, None, None, None], seeds[new_id], x),
+                 seed_id=jnp.where(refill, new_id, p["seed_id"]),
+                 label=jnp.where(refill, preds0[0, new_id], p["label"]),
+                 neurons=jnp.where(refill[None], fresh, p["neurons"]),
+                 it=jnp.where(refill, 0, it), active=climbing | refill)
+        r["next"] = r["next"] + refill.sum(dtype=jnp.int32)
+        return p, r, opt
+
+    # The pool shrinks once the queue is empty and few slots still climb, so a straggler
+    # climbing to the last iteration does not cost full-width passes.
+    sizes = [slots]
+    while sizes[-1] // 4 >= 8:
+        sizes.append(sizes[-1] // 4)
+    for phase, size in enumerate(sizes):
+        smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
+
+        def cond(carry, smaller=smaller):
+            p, r, _ = carry
+            busy = p["active"].sum()
+            return (busy > 0) & ((r["next"] < n_agree) | (busy > smaller))
+
+        pool, run, _ = jax.lax.while_loop(cond, body, (pool, run, tx.init(pool["x"])))
+        if smaller:
+            keep = jnp.argsort(~pool["active"], stable=True)[:smaller]
+            pool = {name: (v[:, keep] if name == "neurons" else v[keep])
+                    for name, v in pool.items()}
+    return (run["out_x"], run["out_found"], run["out_it"], run["out_preds"], run["covered"],
+            n_agree)
+
+
+def _value_aux_grad(graphdefs, states, s, weights, weight_nc):
+    def total(x):
+        values, aux = _objective(graphdefs, states, x, s["label"], s["neurons"], weights, weight_nc)
+        return values.sum(), aux
+    return jax.value_and_grad(total, has_aux=True)(s["x"])
+
+
+@functools.partial(jax.jit, static_argnames=("graphdefs",))
+def _predict_jit(graphdefs, states, x):
+    models = _merge(graphdefs, states)
+    return jnp.stack([jnp.argmax(m(x), axis=-1) for m in models]).astype(jnp.int32)
+
+
+def predictions(models: Sequence[nnx.Module], x, *, batch_size: int = 1000) -> np.ndarray:
+    """Each model's predicted class of each input: ``int32[models, n]``."""
+    graphdefs, states = _split(models)
+    x = np.asarray(x)
+    out = [np.asarray(_predict_jit(graphdefs, states, _pad(x[i:i + batch_size], batch_size)))
+           [:, :len(x[i:i + batch_size])] for i in range(0, len(x), batch_size)]
+    return np.concatenate(out, axis=1) if out else np.zeros((len(models), 0), np.int32)
+
+
+def _pad(x, size):
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
+def quantize(x):
+    """Clips to [0, 1] and rounds to the nearest of 256 levels, as saving an 8-bit image does.
+
+    Example:
+        >>> quantize(np.array([-0.5, 0.5, 1.7])).tolist()
+        [0.0, 0.5019607843137255, 1.0]
+    """
+    return np.round(np.clip(np.asarray(x, np.float64), 0.0, 1.0) * 255.0) / 255.0
+
+
+def _check_models(models):
+    if isinstance(models, nnx.Module) or len(models) < 2:
+        raise ValueError("differential testing needs a sequence of at least two models")
+    shapes = {tuple(getattr(m, "input_shape", ())) for m in models}
+    if len(shapes) != 1:
+        raise ValueError(f"the models take different input shapes: {sorted(shapes)}")
+    return shapes.pop()
+
+
+def _check_seeds(seeds, shape, clip):
+    seeds = np.asarray(seeds)
+    if not np.issubdtype(seeds.dtype, np.floating):
+        raise ValueError(f"seeds must be floating point images in [0, 1], got {seeds.dtype}")
+    if seeds.ndim != 4 or (shape and seeds.shape[1:] != tuple(shape)):
+        raise ValueError(f"seeds must have shape (n, {', '.join(map(str, shape))}), "
+                         f"got {seeds.shape}")
+    if len(seeds) == 0:
+        raise ValueError("no seeds")
+    if not np.isfinite(seeds).all():
+        raise ValueError("seeds contain NaN or infinity")
+    if clip and (seeds.min() < 0 or seeds.max() > 1):
+        raise ValueError("seeds must lie in [0, 1] (the models' input range)")
+    return seeds.astype(np.float32)
+
+
+def _initial_coverage(models, covered, shape):
+    counts = [activations.neuron_counts(m, shape, kind=_KIND) for m in models]
+    if covered is None:
+        return counts, tuple(jnp.zeros(sum(c.values()), bool) for c in counts)
+    if len(covered) != len(models):
+        raise ValueError(f"coverage has {len(covered)} entries for {len(models)} models")
+    flat = []
+    for c, masks in zip(counts, covered):
+        if list(masks) != list(c) or any(np.shape(masks[k]) != (c[k],) for k in c):
+            raise ValueError(f"coverage masks must be {{site: bool[n]}} for sites {c}")
+        flat.append(jnp.concatenate([jnp.asarray(masks[k], bool) for k in c]))
+    return counts, tuple(flat)
+
+
+def _unflatten(counts, flat):
+    flat = np.asarray(flat)
+    out, offset = {}, 0
+    for site, count in counts.items():
+        out[site] = flat[offset:offset + count]
+        offset += count
+    return out
+
+
+def generate(models: Sequence[nnx.Module], seeds, *,
+             transformation: str | optax.GradientTransformation = "light",
+             weight_diff: float = 1.0, weight_nc: float = 0.1, step: float = 10.0,
+             iterations: int = 50, threshold: float = 0.0, target: int | None = None,
+             key: jax.Array, clip: bool = True, batch_size: int = 256,
+             covered: Sequence[dict] | None = None) -> Result:
+    """Finds difference-inducing inputs from ``seeds`` by DeepXplore's joint gradient ascent.
+
+    For each seed on which all models agree, climbs :func:`joint_objective` for at most
+    ``iterations`` steps of ``x <- clip(x + step * constraint(g / (rms(g) + 1e-5)))`` and stops
+    as soon as the models disagree. Each model's neuron term targets one neuron drawn uniformly
+    from those not yet covered when the seed starts. Coverage (DeepXplore's convention: each
+    layer min-max scaled per input, conv channels averaged, covered when ``> threshold``) is
+    updated with every difference-inducing input, including seeds the models already disagree
+    on (these are reported with ``iterations == 0`` and not climbed).
+
+    All of it runs as one jitted loop over ``batch_size`` slots of seeds (see the module
+    docstring). Deterministic under ``key`` and ``batch_size``; the hyperparameters are traced
+    values (new values do not recompile), ``transformation``, ``clip`` and ``batch_size`` are
+    compiled in.
+
+    Args:
+        models: two or more NNX models with the same input shape and classes.
+        seeds: images ``(n, h, w, c)`` in [0, 1].
+        transformation: ``"light"``, ``"occlusion"``, ``"blackout"``, ``"none"`` (published
+            defaults), or an Optax transformation such as ``occlusion(start=(5, 5))`` or
+            ``constraint(my_fn)``.
+        weight_diff: lambda1, the weight of pushing the target model off the agreed class.
+        weight_nc: lambda2, the weight of the uncovered neurons' outputs.
+        step: the gradient ascent step ``s``.
+        iterations: the most gradient steps per seed.
+        threshold: the coverage threshold ``t`` (on min-max scaled outputs).
+        target: the index of the model pushed away; ``None`` means the first (the code's
+            default ``-t 0``).
+        key: the source of everything random (neuron choices, black patches).
+        clip: project every step back to [0, 1]; ``False`` reproduces the released code.
+        batch_size: seeds advanced together.
+        covered: per model ``{site: bool[neurons]}`` to continue from (``Result.covered`` of
+            an earlier run); nothing covered when ``None``.
+
+    Returns:
+        A :class:`Result`.
+
+    Example:
+        >>> from workbench import models as zoo
+        >>> nets = [zoo.create(name, seed=0) for name in ("lenet1", "lenet4")]
+        >>> seeds = np.full((4, 28, 28, 1), 0.5, np.float32)
+        >>> r = generate(nets, seeds, key=jax.random.key(0), iterations=3, batch_size=4)
+        >>> r.predictions.shape[0], len(r.inputs) == len(r.seed_index) == len(r.iterations)
+        (2, True)
+
+    References:
+        Pei et al., DeepXplore, SOSP 2017, Algorithm 1 and section 6; released code
+        ``MNIST/gen_diff.py``.
+    """
+    shape = _check_models(models)
+    seeds = _check_seeds(seeds, shape, clip)
+    if isinstance(transformation, str):
+        if transformation not in TRANSFORMATIONS:
+            raise ValueError(f"unknown transformation {transformation!r}; choose one of "
+                             f"{sorted(TRANSFORMATIONS)} or pass an Optax transformation")
+        transformation = TRANSFORMATIONS[transformation]()
+    elif not isinstance(transformation, optax.GradientTransformation):
+        raise ValueError("transformation must be a name or an optax GradientTransformation")
+    target = 0 if target is None else int(target)
+    if not 0 <= target < len(models):
+        raise ValueError(f"target {target} is not a model index 0..{len(models) - 1}")
+    if int(iterations) < 1 or int(batch_size) < 1:
+        raise ValueError("iterations and batch_size must be positive")
+    for name, value in (("weight_diff", weight_diff), ("weight_nc", weight_nc), ("step", step),
+                        ("threshold", threshold)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    if not isinstance(key, jax.Array) or key.shape != ():
+        raise ValueError("key must be a single JAX random key, e.g. jax.random.key(0)")
+    counts, covered = _initial_coverage(models, covered, shape)
+    before = np.array([coverage_ratio(_unflatten(c, f)) for c, f in zip(counts, covered)])
+
+    n = len(seeds)
+    slots = int(batch_size)
+    padded = -(-n // slots) * slots
+    valid = np.arange(padded) < n
+    graphdefs, states = _split(models)
+    out_x, found, iters, preds, covered, n_agree = _generate_jit(
+        graphdefs, states, _pad(seeds, padded), valid, covered, key, jnp.float32(weight_diff),
+        jnp.float32(weight_nc), jnp.float32(step), jnp.int32(iterations),
+        jnp.float32(threshold), jnp.int32(target), transformation=transformation,
+        clip=bool(clip), slots=slots)
+    found = np.asarray(found)[:n]
+    index = np.flatnonzero(found).astype(np.int32)
+    inputs = np.asarray(out_x)[:n][index]
+    preds = np.asarray(preds)[:, :n][:, index].astype(np.int32)
+    covered = tuple(_unflatten(c, f) for c, f in zip(counts, covered))
+    after = np.array([coverage_ratio(m) for m in covered])
+    still = predictions(models, quantize(inputs).astype(np.float32), batch_size=slots)
+    survives = np.any(still != still[:1], axis=0) if len(index) else np.zeros(0, bool)
+    return Result(inputs=inputs, seed_index=index, predictions=preds,
+                  iterations=np.asarray(iters)[:n][index].astype(np.int32),
+                  coverage_before=before, coverage_after=after, covered=covered,
+                  seeds_climbed=int(n_agree), survives_quantisation=survives)
+
+
+def coverage_ratio(masks) -> float:
+    """The covered fraction of a model's neurons: :func:`workbench.coverage.ratio`."""
+    return coverage.ratio(masks)
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def _nc_step(state, trace, mask, params):
+    masks = coverage.neuron_coverage(trace.acts, threshold=params, scaled=False, mask=mask)
+    return {site: state[site] | masks[site] for site in state}
+
+
+def deepxplore_coverage(model: nnx.Module, inputs, *, threshold: float = 0.0,
+                        batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """The neurons of ``model`` that ``inputs`` cover, by DeepXplore's convention.
+
+    Each layer (conv, pooling, dense, logits, softmax) is min-max scaled per input, conv
+    channels are averaged over positions, and a neuron is covered when some input takes it
+    above ``threshold``. Used to compare DeepXplore's inputs with random and adversarial ones.
+
+    Returns:
+        ``{site: bool[neurons]}`` in layer order; :func:`workbench.coverage.ratio` gives NC.
+
+    References:
+        DeepXplore, section 4.1 and Table 6 (coverage of the same number of inputs);
+        released code ``utils.update_coverage``.
+    """
+    from workbench import streaming
+
+    counts = activations.neuron_counts(model, tuple(model.input_shape), kind=_KIND)
+    state = {site: jnp.zeros(count, bool) for site, count in counts.items()}
+    state = streaming.fold_model(model, np.asarray(inputs, np.float32), _nc_step, state,
+                                 params=jnp.float32(threshold), batch_size=batch_size,
+                                 kind=_KIND, reduce="mean", scale="minmax")
+    return {site: np.asarray(state[site]) for site in counts}
