@@ -1,0 +1,81 @@
+"""The quickstart and explorer notebooks: committed clean, one outline, and they run end to end
+under papermill at the CI profile's tiny values (through the reproduction pipeline's own
+functions)."""
+
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench import reproduce
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in ("quickstart", "explorer")}
+
+# train.save still calls the deprecated nnx.State.to_pure_dict (foundation; reported to the lead)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`flax.nnx.State` will be deprecated:DeprecationWarning")
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_committed_clean_with_the_outline(name):
+    nb = nbformat.read(NOTEBOOKS[name], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "**Question:**" in nb.cells[0].source
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and nb.cells[tagged[0] - 1].source.startswith("from ")
+    for line in nb.cells[tagged[0]].source.splitlines():  # annotated literals with a comment
+        assert ": " in line and " = " in line and "  # " in line, line
+    assert nb.cells[-2].source == "## Results"
+    assert 'out / "results"' in nb.cells[-1].source
+
+
+def _run(name: str, tmp_path: Path, monkeypatch, data_root, model_cache) -> Path:
+    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
+    monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
+    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
+    parameters = reproduce.notebook_parameters(NOTEBOOKS[name], profile,
+                                               figures_dir=tmp_path / "figures")
+    outcome = reproduce.execute(NOTEBOOKS[name], tmp_path / f"{name}.ipynb", parameters,
+                                progress=False)
+    assert outcome.ok, f"cell {outcome.cell}: {outcome.error}\n{outcome.source}"
+    return tmp_path / "figures" / name
+
+
+def _results(folder: Path) -> dict[str, float]:
+    with (folder / "results.csv").open() as handle:
+        return {row["quantity"]: float(row["value"]) for row in csv.DictReader(handle)}
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_quickstart_runs(tmp_path, monkeypatch, data_root, model_cache, trained):
+    for model in ("lenet1", "lenet4", "lenet5"):
+        trained(model)  # the notebook loads the session's checkpoints
+    out = _run("quickstart", tmp_path, monkeypatch, data_root, model_cache)
+    for figure in ("kmnc_heatmap", "suspiciousness_heatmap", "synthesised"):
+        assert (out / f"{figure}.png").stat().st_size > 1000
+    results = _results(out)
+    assert results["test accuracy"] > 0.8
+    for criterion in ("nc", "kmnc", "nbc", "snac", "tknc"):
+        assert 0.0 <= results[f"coverage: {criterion}"] <= 1.0
+    assert results["coverage: nc (live neurons)"] >= results["coverage: nc"]
+    assert results["difference-inducing inputs per seed"] >= 0
+    assert "| test accuracy |" in (out / "results.md").read_text()
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_explorer_runs(tmp_path, monkeypatch, data_root, model_cache, trained):
+    trained("lenet5")
+    out = _run("explorer", tmp_path, monkeypatch, data_root, model_cache)
+    assert (out / "heatmap.png").stat().st_size > 1000
+    assert (out / "neuron.png").stat().st_size > 1000
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["site"] for r in rows] == ["conv1", "conv2", "fc1", "fc2"]
+    assert [int(r["neurons"]) for r in rows] == [6, 16, 120, 84]
+    assert all(r["measure"] == "ochiai" for r in rows)
