@@ -452,7 +452,7 @@ def top_k_neuron_patterns(acts: Acts, *, k: int, mask: RowMask = None) -> int:
     acts = _check_acts(acts)
     rows = np.asarray(_check_rows(mask, next(iter(acts.values())).shape[0]))
     patterns = np.asarray(_patterns_jit(acts, k=_check_k(k)))[rows]
-    return int(len(np.unique(np.packbits(patterns, axis=1), axis=0)))
+    return len(np.unique(np.packbits(patterns, axis=1), axis=0))
 
 
 # ----------------------------------------------------------------------------- profile
@@ -466,7 +466,7 @@ def profile_init(counts: Mapping[str, int]) -> ProfileState:
         0.0
     """
     counts = _check_counts(counts)
-    full = lambda v: {s: jnp.full(n, v, jnp.float32) for s, n in counts.items()}  # noqa: E731
+    full = lambda v: {s: jnp.full(n, v, jnp.float32) for s, n in counts.items()}
     return ProfileState(jnp.float32(0), full(jnp.inf), full(-jnp.inf), full(0.0), full(0.0))
 
 
