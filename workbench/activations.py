@@ -94,7 +94,11 @@ def _minmax(value: jax.Array) -> jax.Array:
     low = value.min(axis=axes, keepdims=True)
     high = value.max(axis=axes, keepdims=True)
     span = high - low
-    return jnp.where(span > 0, (value - low) / jnp.where(span > 0, span, 1.0), 0.0)
+    scaled = (value - low) / jnp.where(span > 0, span, 1.0)
+    # Pin the extremes: XLA may fuse ``value - low`` into a multiply-add whose rounding leaves
+    # the minimum at 1e-9 instead of 0, which flips coverage at threshold 0.
+    scaled = jnp.where(value <= low, 0.0, jnp.where(value >= high, 1.0, scaled))
+    return jnp.where(span > 0, scaled, 0.0)
 
 
 def _reduce(value: jax.Array, reduce: str) -> jax.Array:
