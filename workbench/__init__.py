@@ -1,13 +1,37 @@
 """workbench: test deep neural networks from the inside, in JAX.
 
-Modules, one concept each: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``activations``
-(neurons of any NNX model), ``train`` (Optax training, safe checkpoints).
+One module per concept: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``activations``
+(the neurons of any NNX model), ``train`` (Optax training, safe checkpoints), ``streaming``
+(whole datasets through a jitted fold), ``coverage`` (NC and the DeepGauge family),
+``surprise`` (LSA, DSA), ``spectra`` and ``suspiciousness`` (DeepFault's fault localisation),
+``synthesis`` (DeepFault's input synthesis), ``stats`` (significance and effect sizes).
+Figures, widgets and the reproduction pipeline are imported on demand: ``workbench.plots``,
+``workbench.widgets``, ``workbench.reproduce``.
 """
 
 from workbench import activations
+from workbench import coverage
 from workbench import data
 from workbench import models
+from workbench import spectra
+from workbench import stats
+from workbench import streaming
+from workbench import surprise
+from workbench import suspiciousness
+from workbench import synthesis
 from workbench import train
 
-__all__ = ["activations", "data", "models", "train"]
+__all__ = [
+    "activations",
+    "coverage",
+    "data",
+    "models",
+    "spectra",
+    "stats",
+    "streaming",
+    "surprise",
+    "suspiciousness",
+    "synthesis",
+    "train",
+]
 __version__ = "0.1.0"
