@@ -155,7 +155,7 @@ def _occlusion(gradient, key, *, start, size):
 
 def _blackout(gradient, key, *, size, count):
     height, width = gradient.shape[0], gradient.shape[1]
-    high = jnp.array([height - size[0] + 1, width - size[1] + 1])
+    high = jnp.broadcast_to(jnp.array([height - size[0] + 1, width - size[1] + 1]), (count, 2))
     starts = jax.random.randint(key, (count, 2), 0, high)
 
     def patch(start):
@@ -260,7 +260,8 @@ def _forward(graphdefs, states, x):
     for model in _merge(graphdefs, states):
         raw = activations._trace_model(model, x, _KIND, "mean", None)
         scaled = activations._trace_model(model, x, _KIND, "mean", "minmax")
-        out.append((raw.logits, activations.flatten(raw.acts), scaled.acts))
+        # Flat arrays in layer order: a dict crossing a transformation comes back sorted.
+        out.append((raw.logits, activations.flatten(raw.acts), activations.flatten(scaled.acts)))
     return out
 
 
@@ -315,6 +316,14 @@ def joint_objective(models: Sequence[nnx.Module], x: Float[Array, "n h w c"],
         DeepXplore, section 5.2, equations (2)-(3); released ``gen_diff.py`` (``before_softmax``
         outputs, ``K.mean`` of the chosen neuron's output).
     """
+    shape = _check_models(models)
+    totals = [sum(activations.neuron_counts(m, shape, kind=_KIND).values()) for m in models]
+    neurons = np.asarray(neurons)
+    if neurons.shape != (len(models), len(x)) or not np.issubdtype(neurons.dtype, np.integer):
+        raise ValueError(f"neurons must be int[{len(models)}, {len(x)}], got {neurons.dtype}"
+                         f"{list(neurons.shape)}")
+    if (neurons < 0).any() or (neurons >= np.array(totals)[:, None]).any():
+        raise ValueError(f"neurons out of range: the models have {totals} neurons")
     graphdefs, states = _split(models)
     return _objective_jit(graphdefs, states, jnp.asarray(x), jnp.asarray(labels, jnp.int32),
                           jnp.asarray(neurons, jnp.int32), jnp.int32(target),
@@ -356,9 +365,10 @@ def _merge(graphdefs, states):
 
 
 def _covered_by(scaled, rows, threshold):
-    """Flat ``bool[total]`` of the neurons covered by ``rows`` of one model's scaled acts."""
-    masks = coverage.neuron_coverage(scaled, threshold=threshold, scaled=False, mask=rows)
-    return jnp.concatenate([masks[site] for site in scaled])
+    """Flat ``bool[total]`` of the neurons covered by ``rows`` of one model's scaled acts
+    ``(n, total)`` (already min-max scaled per layer, hence ``scaled=False``)."""
+    return coverage.neuron_coverage({"all": scaled}, threshold=threshold, scaled=False,
+                                    mask=rows)["all"]
 
 
 def _choose(key, covered, count):
@@ -560,7 +570,7 @@ def generate(models: Sequence[nnx.Module], seeds, *,
              transformation: str | optax.GradientTransformation = "light",
              weight_diff: float = 1.0, weight_nc: float = 0.1, step: float = 10.0,
              iterations: int = 50, threshold: float = 0.0, target: int | None = None,
-             key: jax.Array, clip: bool = True, batch_size: int = 256,
+             key, clip: bool = True, batch_size: int = 256,
              covered: Sequence[dict] | None = None) -> Result:
     """Finds difference-inducing inputs from ``seeds`` by DeepXplore's joint gradient ascent.
 

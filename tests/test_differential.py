@@ -1,0 +1,265 @@
+"""DeepXplore's generator: transformations, joint objective, generation on real MNIST LeNets."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from workbench import activations, differential as dx, models, train
+
+KEY = jax.random.key(0)
+
+
+def _update(tx, g, key=KEY):
+    return np.asarray(tx.update(jnp.asarray(g), tx.init(None), key=key)[0])
+
+
+# --------------------------------------------------------------------------- transformations
+
+
+def test_normalize_by_rms_matches_numpy():
+    g = np.random.default_rng(0).normal(size=(3, 4, 5, 2)).astype(np.float32)
+    out = np.asarray(dx.normalize_by_rms().update(jnp.asarray(g), None)[0])
+    rms = np.sqrt((g ** 2).mean(axis=(1, 2, 3), keepdims=True))
+    np.testing.assert_allclose(out, g / (rms + 1e-5), rtol=1e-5)
+
+
+def test_light_is_the_same_change_everywhere():
+    g = np.random.default_rng(1).normal(size=(2, 5, 5, 1)).astype(np.float32)
+    out = _update(dx.light(), g)
+    for image, grad in zip(out, g):
+        np.testing.assert_allclose(image, np.full_like(grad, grad.mean()), rtol=1e-5)
+
+
+def test_occlusion_keeps_only_the_rectangle():
+    g = np.random.default_rng(2).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    out = _update(dx.occlusion(start=(2, 3), size=(4, 2)), g)
+    expected = np.zeros_like(g)
+    expected[:, 2:6, 3:5] = g[:, 2:6, 3:5]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_occlusion_default_is_published_10x10_at_origin():
+    out = _update(dx.TRANSFORMATIONS["occlusion"](), np.ones((1, 28, 28, 1), np.float32))
+    assert out[0, :10, :10].all() and out.sum() == 100
+
+
+def test_blackout_darkens_one_patch_where_gradient_is_negative():
+    down = _update(dx.blackout(), -np.ones((4, 28, 28, 1), np.float32))
+    for image in down:
+        rows, cols = np.nonzero(image[..., 0])
+        assert len(rows) == 36 and set(np.unique(image)) == {-1.0, 0.0}
+        assert rows.max() - rows.min() == 5 and cols.max() - cols.min() == 5
+    up = _update(dx.blackout(), np.ones((4, 28, 28, 1), np.float32))
+    assert not up.any()
+
+
+def test_blackout_patch_follows_its_own_mean_gradient():
+    g = np.random.default_rng(3).normal(size=(64, 12, 12, 1)).astype(np.float32)
+    out = _update(dx.blackout(size=(3, 3)), g)
+    darkened = 0
+    for image, grad in zip(out, g):
+        rows, cols = np.nonzero(image[..., 0])
+        if len(rows):
+            darkened += 1
+            patch = grad[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            assert patch.shape == (3, 3, 1) and patch.mean() < 0
+            assert (image[rows.min():rows.max() + 1, cols.min():cols.max() + 1] == -1).all()
+    assert 10 < darkened < 54  # about half the random patches have a negative mean
+
+
+def test_blackout_count_draws_several_patches():
+    out = _update(dx.blackout(size=(2, 2), count=5), -np.ones((1, 20, 20, 1), np.float32))
+    assert 4 * 2 <= (out == -1).sum() <= 4 * 5
+
+
+def test_user_constraint_is_cached_and_applied_per_image():
+    def top_row(gradient, key):
+        return jnp.zeros_like(gradient).at[0].set(gradient[0])
+
+    tx = dx.constraint(top_row)
+    assert dx.constraint(top_row) is tx
+    g = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
+    out = _update(tx, g)
+    np.testing.assert_array_equal(out[:, 0], g[:, 0])
+    assert not out[:, 1:].any()
+
+
+def test_choose_draws_only_uncovered_neurons_uniformly():
+    covered = jnp.array([True, False, True, False, False, True])
+    draws = np.asarray(dx._choose(KEY, covered, 6000))
+    counts = np.bincount(draws, minlength=6)
+    assert counts[[0, 2, 5]].sum() == 0
+    np.testing.assert_allclose(counts[[1, 3, 4]] / 6000, 1 / 3, atol=0.03)
+    everything = np.asarray(dx._choose(KEY, jnp.ones(4, bool), 4000))
+    np.testing.assert_allclose(np.bincount(everything, minlength=4) / 4000, 0.25, atol=0.03)
+
+
+# --------------------------------------------------------------------------- joint objective
+
+
+def _tiny(seed, pool="pool"):
+    return models.Sequential(
+        plan=(("conv", 2, 3, "SAME"), (pool,), ("dense", 5), ("dense", 3)),
+        input_shape=(6, 6, 1), activation="leaky", rngs=nnx.Rngs(params=seed, dropout=seed))
+
+
+def test_joint_objective_value_matches_its_definition():
+    nets = [_tiny(0), _tiny(1)]
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(3, 6, 6, 1)), jnp.float32)
+    labels = jnp.array([0, 2, 1])
+    neurons = jnp.array([[0, 3, 7], [12, 1, 14]])
+    value = dx.joint_objective(nets, x, labels, neurons, target=1, weight_diff=2.0,
+                               weight_nc=0.5)
+    expected = np.zeros(3)
+    for k, (net, sign) in enumerate(zip(nets, (1.0, -2.0))):
+        t = activations.trace(net, x, kind="deepxplore")
+        flat = np.asarray(activations.flatten(t.acts))
+        logits = np.asarray(net(x))
+        expected += sign * logits[np.arange(3), labels] + 0.5 * flat[np.arange(3), neurons[k]]
+    np.testing.assert_allclose(np.asarray(value), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_joint_objective_gradient_matches_finite_differences():
+    # Global average pooling keeps the objective smooth but for leaky-ReLU kinks, which a
+    # step of 1e-3 almost never crosses.
+    nets = [_tiny(2, "gap"), _tiny(3, "gap"), _tiny(4, "gap")]
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.uniform(size=(2, 6, 6, 1)), jnp.float32)
+    labels, neurons = jnp.array([1, 2]), jnp.array([[2, 11], [5, 9], [14, 0]])  # 15 each
+
+    def f(x):
+        return dx.joint_objective(nets, x, labels, neurons, target=0, weight_diff=1.0,
+                                  weight_nc=0.1).sum()
+
+    graphdefs, states = dx._split(nets)
+    weights = dx._weights(3, 0, 1.0)
+    grad = np.asarray(jax.grad(
+        lambda x: dx._objective(graphdefs, states, x, labels, neurons, weights, 0.1)[0].sum())(x))
+    for _ in range(3):
+        direction = rng.normal(size=x.shape).astype(np.float32)
+        eps = 1e-3
+        numeric = (float(f(x + eps * direction)) - float(f(x - eps * direction))) / (2 * eps)
+        np.testing.assert_allclose((grad * direction).sum(), numeric, rtol=1e-2, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@pytest.fixture(scope="module")
+def trio(trained):
+    return [trained(name) for name in ("lenet1", "lenet4", "lenet5")]
+
+
+@pytest.fixture(scope="module")
+def seeds(data_root):
+    from workbench import data
+
+    return data.load("mnist", "test", root=data_root).images[:48]
+
+
+def _check_findings(result, nets, seeds):
+    assert result.inputs.shape[1:] == seeds.shape[1:]
+    n = len(result.inputs)
+    assert result.seed_index.shape == result.iterations.shape == (n,)
+    assert result.predictions.shape == (3, n)
+    again = np.stack([train.predict(net, result.inputs) for net in nets])
+    np.testing.assert_array_equal(again, result.predictions)
+    assert np.all(np.any(again != again[:1], axis=0))
+    before = np.stack([train.predict(net, seeds) for net in nets])
+    already = np.flatnonzero(np.any(before != before[:1], axis=0))
+    np.testing.assert_array_equal(result.seed_index[result.iterations == 0], already)
+    assert result.seeds_climbed == len(seeds) - len(already)
+    np.testing.assert_array_equal(result.inputs[result.iterations == 0], seeds[already])
+
+
+def _numpy_coverage(net, inputs, threshold):
+    acts = activations.trace(net, jnp.asarray(inputs), kind="deepxplore", reduce="mean",
+                             scale="minmax").acts
+    return {site: (np.asarray(v) > threshold).any(axis=0) for site, v in acts.items()}
+
+
+@pytest.mark.parametrize("name", ["light", "occlusion", "blackout"])
+def test_generate_finds_real_disagreements_within_the_constraint(trio, seeds, name):
+    r = dx.generate(trio, seeds, transformation=name, iterations=8, key=KEY, batch_size=16)
+    _check_findings(r, trio, seeds)
+    assert (r.iterations > 0).any()
+    assert r.inputs.min() >= 0 and r.inputs.max() <= 1
+    change = r.inputs - seeds[r.seed_index]
+    if name == "occlusion":
+        outside = np.ones(seeds.shape[1:], bool)
+        outside[:10, :10] = False
+        assert not change[:, outside].any()
+    if name == "blackout":
+        assert (change <= 0).all()
+    assert r.iterations.max() <= 8
+    # Coverage is exactly what the reported inputs cover, by DeepXplore's convention.
+    for net, masks, ratio in zip(trio, r.covered, r.coverage_after):
+        expected = _numpy_coverage(net, r.inputs, 0.0)
+        assert list(masks) == list(expected)
+        for site in masks:
+            np.testing.assert_array_equal(masks[site], expected[site])
+        total = sum(m.size for m in masks.values())
+        assert ratio == pytest.approx(sum(m.sum() for m in masks.values()) / total)
+    np.testing.assert_array_equal(r.coverage_before, 0.0)
+
+
+def test_unclipped_light_is_a_uniform_shift_and_quantisation_is_counted(trio, seeds):
+    r = dx.generate(trio, seeds, transformation="light", iterations=5, key=KEY, clip=False,
+                    batch_size=16, threshold=0.25)
+    _check_findings(r, trio, seeds)
+    change = r.inputs - seeds[r.seed_index]
+    np.testing.assert_allclose(
+        change, np.broadcast_to(change.mean(axis=(1, 2, 3), keepdims=True), change.shape),
+        atol=1e-4)
+    assert (r.iterations > 0).any() and np.abs(change).max() > 1  # out of range, as released
+    stored = dx.quantize(r.inputs).astype(np.float32)
+    again = np.stack([train.predict(net, stored) for net in trio])
+    np.testing.assert_array_equal(r.survives_quantisation, np.any(again != again[:1], axis=0))
+
+
+def test_generate_is_deterministic_under_key_and_continues_coverage(trio, seeds):
+    run = dict(transformation="blackout", iterations=6, batch_size=8, threshold=0.5)
+    a = dx.generate(trio, seeds[:24], key=jax.random.key(3), **run)
+    b = dx.generate(trio, seeds[:24], key=jax.random.key(3), **run)
+    for field in ("inputs", "seed_index", "predictions", "iterations"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    c = dx.generate(trio, seeds[24:], key=jax.random.key(4), covered=a.covered, **run)
+    np.testing.assert_array_equal(c.coverage_before, a.coverage_after)
+    assert (c.coverage_after >= c.coverage_before).all()
+    for old, new in zip(a.covered, c.covered):
+        for site in old:
+            assert (new[site] | ~old[site]).all()  # nothing is uncovered again
+
+
+def test_target_and_weights_do_not_recompile(trio, seeds):
+    dx.generate(trio, seeds[:8], key=KEY, iterations=2, batch_size=8)
+    size = dx._generate_jit._cache_size()
+    dx.generate(trio, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,
+                weight_diff=2.0, weight_nc=0.0, step=1.0, threshold=0.5, target=2)
+    assert dx._generate_jit._cache_size() == size
+
+
+def test_bad_input_is_rejected(trio, seeds):
+    with pytest.raises(ValueError, match="unknown transformation"):
+        dx.generate(trio, seeds, transformation="fog", key=KEY)
+    with pytest.raises(ValueError, match="at least two models"):
+        dx.generate(trio[:1], seeds, key=KEY)
+    with pytest.raises(ValueError, match="NaN"):
+        dx.generate(trio, np.full_like(seeds[:2], np.nan), key=KEY)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dx.generate(trio, seeds[:2] * 3, key=KEY)
+    with pytest.raises(ValueError, match="shape"):
+        dx.generate(trio, seeds[:2, :20], key=KEY)
+    with pytest.raises(ValueError, match="target"):
+        dx.generate(trio, seeds[:2], key=KEY, target=3)
+    with pytest.raises(ValueError, match="key"):
+        dx.generate(trio, seeds[:2], key=0)
+    with pytest.raises(ValueError, match="blackout|count"):
+        dx.blackout(count=0)
+    nets = [_tiny(0), _tiny(1)]
+    with pytest.raises(ValueError, match="neurons"):
+        dx.joint_objective(nets, jnp.zeros((1, 6, 6, 1)), jnp.array([0]), jnp.array([[0], [15]]))
+    assert isinstance(dx.light(), optax.GradientTransformation)
