@@ -1,0 +1,123 @@
+"""DeepXplore: difference-inducing inputs per second, batched generator vs the released loop.
+
+``workbench.differential.generate`` (one jitted loop, ``batch_size`` seeds advancing together,
+coverage updated on device) against a loop with the released code's structure
+(``MNIST/gen_diff.py``): one seed at a time; per step a jitted gradient of the same joint
+objective on one image, the constraint in NumPy, a separate prediction call per model, and on
+disagreement each model's coverage updated per neuron in NumPy (``utils.update_coverage``) and
+the next neuron drawn from a Python list of uncovered ones (``utils.neuron_to_cover``).
+Both clip to [0, 1] and use the MNIST defaults (lambda1 1, lambda2 0.1, s 10, t 0, 50 steps).
+
+The LeNets are trained for 1 epoch on the first 5,000 training images (cached); the ratios,
+not the models' quality, are the point. Run: ``python benchmarks/bench_deepxplore.py``.
+"""
+
+import random
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from workbench import activations, data, differential as dx, train
+
+N_SEEDS = 1000  # seeds for the batched generator
+N_LOOP = 60  # seeds for the per-seed loop (it is slow)
+SETTINGS = dict(weight_diff=1.0, weight_nc=0.1, step=10.0, iterations=50, threshold=0.0)
+
+
+def _np_constraint(name, g, rng):
+    """The released code's constraints, in NumPy (utils.py)."""
+    if name == "light":
+        return np.full_like(g, g.mean())
+    if name == "occlusion":
+        out = np.zeros_like(g)
+        out[:, :10, :10] = g[:, :10, :10]
+        return out
+    r, c = rng.randint(0, g.shape[1] - 6), rng.randint(0, g.shape[2] - 6)
+    out = np.zeros_like(g)
+    if g[:, r:r + 6, c:c + 6].mean() < 0:
+        out[:, r:r + 6, c:c + 6] = -1.0
+    return out
+
+
+def per_seed_loop(nets, seeds, name, seed=0):
+    """One seed at a time, coverage as a dict of (layer, index) -> bool per model."""
+    rng = random.Random(seed)
+    graphdefs, states = dx._split(nets)
+    counts = [activations.neuron_counts(n, (28, 28, 1), kind="deepxplore") for n in nets]
+    tables = [{(site, i): False for site, c in cnt.items() for i in range(c)} for cnt in counts]
+    keys = [list(t) for t in tables]
+    predict = [jax.jit(lambda s, x, g=g: jnp.argmax(dx._merge((g,), (s,))[0](x), -1))
+               for g in graphdefs]
+    weights = dx._weights(len(nets), 0, SETTINGS["weight_diff"])
+    grad = jax.jit(jax.grad(lambda x, label, neurons: dx._objective(
+        graphdefs, states, x, label, neurons, weights, SETTINGS["weight_nc"])[0].sum()))
+
+    def update_coverage(x):
+        for net, table in zip(nets, tables):
+            acts = activations.trace(net, x, kind="deepxplore", scale="minmax").acts
+            for site, values in acts.items():
+                values = np.asarray(values[0])
+                for i in range(len(values)):
+                    if values[i] > SETTINGS["threshold"] and not table[(site, i)]:
+                        table[(site, i)] = True
+
+    def neuron_to_cover(table, names):
+        uncovered = [k for k, v in table.items() if not v]
+        site, i = rng.choice(uncovered) if uncovered else rng.choice(list(table))
+        return names.index((site, i))
+
+    found = 0
+    for image in seeds:
+        x = image[None].copy()
+        labels = [int(p(s, x)[0]) for p, s in zip(predict, states)]
+        if len(set(labels)) > 1:
+            update_coverage(x)
+            continue
+        neurons = jnp.array([[neuron_to_cover(t, k)] for t, k in zip(tables, keys)])
+        label = jnp.array([labels[0]])
+        for _ in range(SETTINGS["iterations"]):
+            g = np.asarray(grad(jnp.asarray(x), label, neurons))
+            g = g / (np.sqrt(np.mean(g ** 2)) + 1e-5)
+            x = np.clip(x + SETTINGS["step"] * _np_constraint(name, g, rng), 0, 1).astype(np.float32)
+            preds = [int(p(s, x)[0]) for p, s in zip(predict, states)]
+            if len(set(preds)) > 1:
+                update_coverage(x)
+                found += 1
+                break
+    covered = [sum(t.values()) / len(t) for t in tables]
+    return found, float(np.mean(covered))
+
+
+def main():
+    print(f"JAX {jax.__version__} on {jax.default_backend()}, {jax.device_count()} device(s)")
+    nets = [train.load_or_train(n, epochs=1, limit=5000).model for n in ("lenet1", "lenet4", "lenet5")]
+    print("models: LeNet-1/4/5, epochs=1, limit=5000 training images (cached)")
+    test = data.load("mnist", "test")
+    seeds = test.images[:N_SEEDS]
+    print(f"{'transformation':<14}{'batched /s':>12}{'loop /s':>10}{'ratio':>8}"
+          f"{'found':>7}{'NC':>7}{'NC/s':>8}{'loop NC':>9}")
+    for name in ("light", "occlusion", "blackout"):
+        run = dict(transformation=name, key=jax.random.key(0), batch_size=256, **SETTINGS)
+        dx.generate(nets, seeds, **run)  # compile (the shapes of the timed call)
+        start = time.perf_counter()
+        r = dx.generate(nets, seeds, **run)
+        seconds = time.perf_counter() - start
+        found = int((r.iterations > 0).sum())
+        per_second = found / seconds
+        coverage = float(np.mean(r.coverage_after))
+        start = time.perf_counter()
+        loop_found, loop_coverage = per_seed_loop(nets, seeds[:N_LOOP], name)
+        loop_seconds = time.perf_counter() - start
+        loop_rate = loop_found / loop_seconds
+        ratio = per_second / loop_rate if loop_rate else float("inf")
+        print(f"{name:<14}{per_second:>12.1f}{loop_rate:>10.2f}{ratio:>8.1f}{found:>7}"
+              f"{coverage:>7.3f}{coverage / seconds:>8.3f}{loop_coverage:>9.3f}")
+    print(f"batched: {N_SEEDS} seeds, batch_size 256; loop: first {N_LOOP} seeds. Rates count "
+          "inputs found by gradient ascent (seeds the models already disagree on excluded); "
+          "NC = mean DeepXplore neuron coverage of the trio, NC/s = reached per second.")
+
+
+if __name__ == "__main__":
+    main()
