@@ -75,3 +75,13 @@ def test_recipes_follow_the_papers():
     assert train.recipe("deepfault_5x30_relu") == train.Recipe(10, 32, 1e-3, False)
     assert train.recipe("lenet5").batch_size == 128
     assert train.recipe("cifar_vgg").augment
+
+
+def test_second_training_run_does_not_recompile(mnist):
+    small, _ = mnist
+    subset = data.Dataset(small.images[:256], small.labels[:256], small.class_names)
+    train.train(models.create("deepfault_3x50_relu", seed=0), subset, epochs=1, batch_size=32)
+    compiled = train._run_chunk._cache_size()
+    train.train(models.create("deepfault_3x50_relu", seed=1), subset, epochs=1, batch_size=32,
+                seed=3)
+    assert train._run_chunk._cache_size() == compiled

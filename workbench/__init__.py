@@ -4,15 +4,20 @@ One module per concept: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``acti
 (the neurons of any NNX model), ``train`` (Optax training, safe checkpoints), ``streaming``
 (whole datasets through a jitted fold), ``coverage`` (NC and the DeepGauge family),
 ``surprise`` (LSA, DSA), ``spectra`` and ``suspiciousness`` (DeepFault's fault localisation),
-``synthesis`` (DeepFault's input synthesis), ``stats`` (significance and effect sizes).
+``synthesis`` (DeepFault's input synthesis), ``differential`` (DeepXplore), ``adversarial``
+(FGSM), ``retraining`` (retraining with generated inputs), ``stats`` (significance and effect
+sizes).
 Figures, widgets and the reproduction pipeline are imported on demand: ``workbench.plots``,
 ``workbench.widgets``, ``workbench.reproduce``.
 """
 
 from workbench import activations
+from workbench import adversarial
 from workbench import coverage
 from workbench import data
+from workbench import differential
 from workbench import models
+from workbench import retraining
 from workbench import spectra
 from workbench import stats
 from workbench import streaming
@@ -23,9 +28,12 @@ from workbench import train
 
 __all__ = [
     "activations",
+    "adversarial",
     "coverage",
     "data",
+    "differential",
     "models",
+    "retraining",
     "spectra",
     "stats",
     "streaming",

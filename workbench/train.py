@@ -11,6 +11,7 @@ code used Adadelta, batch 256; Adam reaches the published accuracies in fewer ep
 Adam with random flips and shifts for CIFAR-10.
 """
 
+import functools
 import json
 import os
 import tempfile
@@ -108,6 +109,34 @@ def accuracy(model: nnx.Module, dataset: data.Dataset) -> float:
     return float(np.mean(predict(model, dataset.images) == dataset.labels))
 
 
+@functools.cache
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+    # One transformation object per rate: it is part of the optimizer's graphdef, so a fresh
+    # one per call would make every call of ``train`` compile its step again.
+    return optax.adam(learning_rate)
+
+
+def _loss(model, images, labels):
+    logits = model(images)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "augment"))
+def _run_chunk(graphdef, state, images, labels, key, *, augment):
+    """Adam steps over a chunk of batches ``(steps, batch, ...)`` in one ``lax.scan``."""
+    def step(state, batch):
+        x, y, k = batch
+        model, optimizer = nnx.merge(graphdef, state)
+        if augment:
+            x = _augment(k, x)
+        loss, grads = nnx.value_and_grad(_loss)(model, x, y)
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), loss
+
+    keys = jax.random.split(key, images.shape[0])
+    return jax.lax.scan(step, state, (images, labels, keys))
+
+
 def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: int,
           learning_rate: float = 1e-3, augment: bool = False, seed: int = 0,
           progress: bool = False) -> nnx.Module:
@@ -131,26 +160,8 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
         raise ValueError(f"{len(dataset.images)} training examples is fewer than one batch "
                          f"of {batch_size}")
     model.train()
-    optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, _adam(learning_rate), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-
-    def loss_fn(model, images, labels):
-        logits = model(images)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-    @jax.jit
-    def run_chunk(state, images, labels, key):
-        def step(state, batch):
-            x, y, k = batch
-            model, optimizer = nnx.merge(graphdef, state)
-            if augment:
-                x = _augment(k, x)
-            loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
-            optimizer.update(model, grads)
-            return nnx.state((model, optimizer)), loss
-
-        keys = jax.random.split(key, images.shape[0])
-        return jax.lax.scan(step, state, (images, labels, keys))
 
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
@@ -164,9 +175,9 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
             for start in range(0, steps - steps % chunk, chunk):
                 index = order[start * batch_size:(start + chunk) * batch_size]
                 key, sub = jax.random.split(key)
-                state, losses = run_chunk(
-                    state, images[index].reshape(chunk, batch_size, *images.shape[1:]),
-                    labels[index].reshape(chunk, batch_size), sub)
+                state, losses = _run_chunk(
+                    graphdef, state, images[index].reshape(chunk, batch_size, *images.shape[1:]),
+                    labels[index].reshape(chunk, batch_size), sub, augment=augment)
                 bar.update(chunk)
                 bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
     nnx.update((model, optimizer), state)
