@@ -29,6 +29,10 @@ import numpy as np
 
 from workbench import activations, data, spectra, suspiciousness, synthesis, train
 
+# Full-precision matmuls and convolutions, so the fast and the loop results can be compared to
+# 1e-5 on a GPU too (its default is TF32).
+jax.config.update("jax_default_matmul_precision", "highest")
+
 
 def loop_spectrum(model, images, labels, container=set):
     """The released code's counting loops (per layer, per input, per neuron)."""
