@@ -436,7 +436,8 @@ class Explorer:
         total = sum(len(v) for v in self.values.values())
         self.status.value = (
             f"<b>{md.name}</b>: test accuracy {md.test_accuracy:.3f}; {n} test inputs; "
-            f"mean over the {total} neurons shown {mean:.3g}; {dead} dead "
+            f"mean <b>{self.measure.value}</b> over the {total} neurons shown {mean:.3g}; "
+            f"{dead} dead "
             f"(never &gt; 0 on the training inputs, marked x); updated in "
             f"{self.seconds:.2f} s")
 
