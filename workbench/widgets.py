@@ -39,11 +39,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workbench import activations, coverage, data, models, plots, spectra, suspiciousness
-from workbench import synthesis, train
+from workbench import (
+    activations,
+    coverage,
+    data,
+    models,
+    plots,
+    spectra,
+    suspiciousness,
+    synthesis,
+    train,
+)
 
-__all__ = ["Explorer", "ModelData", "COVERAGE", "STATISTICS", "measure_names", "load_model_data",
-           "neuron_values", "top_activating"]
+__all__ = [
+    "COVERAGE",
+    "STATISTICS",
+    "Explorer",
+    "ModelData",
+    "load_model_data",
+    "measure_names",
+    "neuron_values",
+    "top_activating",
+]
 
 COVERAGE = {
     "nc": "NC: neuron coverage (value > threshold)",
@@ -249,8 +266,8 @@ class Explorer:
             raise ValueError(f"unknown measure {measure!r}; choose one of "
                              f"{list(measure_names())}")
         self._names = names
-        self._options = dict(epochs=epochs, n_train=n_train, n_test=n_test, seed=seed,
-                             root=root, cache=cache)
+        self._options = {"epochs": epochs, "n_train": n_train, "n_test": n_test, "seed": seed,
+                         "root": root, "cache": cache}
         self._cache: dict[str, ModelData] = {}
         self._values: dict[tuple, dict[str, np.ndarray]] = {}
         self._neuron_pngs: dict[tuple, bytes] = {}
