@@ -34,11 +34,7 @@ KERNEL_IDLE = """() => {
     return kernel && kernel.connectionStatus === "connected" && kernel.status === "idle";
 }"""
 
-pytestmark = [
-    pytest.mark.real_data, pytest.mark.slow,
-    # train.save still calls the deprecated nnx.State.to_pure_dict (foundation; reported)
-    pytest.mark.filterwarnings("ignore:`flax.nnx.State` will be deprecated:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 
 
 def _free_port() -> int:

@@ -13,10 +13,6 @@ from workbench import reproduce
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in ("quickstart", "explorer")}
 
-# train.save still calls the deprecated nnx.State.to_pure_dict (foundation; reported to the lead)
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`flax.nnx.State` will be deprecated:DeprecationWarning")
-
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_committed_clean_with_the_outline(name):

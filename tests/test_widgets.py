@@ -8,10 +8,6 @@ from workbench import activations, data, widgets
 
 N_TEST = 400
 
-# train.save still calls the deprecated nnx.State.to_pure_dict (foundation; reported to the lead)
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:`flax.nnx.State` will be deprecated:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def explorer(data_root, model_cache, trained):
