@@ -81,7 +81,7 @@ def test_second_training_run_does_not_recompile(mnist):
     small, _ = mnist
     subset = data.Dataset(small.images[:256], small.labels[:256], small.class_names)
     train.train(models.create("deepfault_3x50_relu", seed=0), subset, epochs=1, batch_size=32)
-    compiled = train._run_chunk._cache_size()
+    compiled = train._train_step._cache_size()
     train.train(models.create("deepfault_3x50_relu", seed=1), subset, epochs=1, batch_size=32,
                 seed=3)
-    assert train._run_chunk._cache_size() == compiled
+    assert train._train_step._cache_size() == compiled
