@@ -3,27 +3,18 @@
 from pathlib import Path
 
 import pytest
-import yaml
+
+from workbench import reproduce
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "deepfault.ipynb"
 
 
-def _ci_parameters(out_dir: Path) -> dict:
-    profile = yaml.safe_load((REPO / "notebooks" / "profiles" / "ci.yml").read_text())
-    parameters = {**profile.get("defaults", {}), **profile["deepfault"]}
-    parameters["out_dir"] = str(out_dir)
-    return parameters
-
-
-def test_committed_without_outputs():
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") and not c.get("execution_count")
-               for c in nb.cells if c.cell_type == "code")
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
+def _ci_parameters(tmp_path: Path) -> dict:
+    """The CI profile's values, as the reproduction pipeline passes them; ``out_dir`` becomes
+    ``tmp_path/figures/deepfault``."""
+    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
+    return reproduce.notebook_parameters(NOTEBOOK, profile, figures_dir=tmp_path / "figures")
 
 
 @pytest.mark.real_data
@@ -33,9 +24,10 @@ def test_notebook_runs(data_root, tmp_path, monkeypatch):
 
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "models"))
-    out_dir = tmp_path / "figures"
+    parameters = _ci_parameters(tmp_path)
+    out_dir = Path(parameters["out_dir"])
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "deepfault.ipynb"),
-                               parameters=_ci_parameters(out_dir), cwd=str(REPO),
+                               parameters=parameters, cwd=str(REPO),
                                kernel_name="python3", progress_bar=False)
     for name in ("model_accuracy", "suspicious_vs_random", "significance", "matched_budget",
                  "gap_by_budget", "variants", "timing"):

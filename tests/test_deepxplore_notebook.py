@@ -4,27 +4,18 @@ import csv
 from pathlib import Path
 
 import pytest
-import yaml
+
+from workbench import reproduce
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "deepxplore.ipynb"
 
 
-def _ci_parameters(out_dir: Path) -> dict:
-    profile = yaml.safe_load((REPO / "notebooks" / "profiles" / "ci.yml").read_text())
-    parameters = {**profile.get("defaults", {}), **profile["deepxplore"]}
-    parameters["out_dir"] = str(out_dir)
-    return parameters
-
-
-def test_committed_without_outputs():
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") and not c.get("execution_count")
-               for c in nb.cells if c.cell_type == "code")
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
+def _ci_parameters(tmp_path: Path) -> dict:
+    """The CI profile's values, as the reproduction pipeline passes them; ``out_dir`` becomes
+    ``tmp_path/figures/deepxplore``."""
+    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
+    return reproduce.notebook_parameters(NOTEBOOK, profile, figures_dir=tmp_path / "figures")
 
 
 @pytest.mark.real_data
@@ -32,12 +23,12 @@ def test_committed_without_outputs():
 def test_notebook_runs(data_root, trained, model_cache, tmp_path, monkeypatch):
     import papermill
 
-    parameters = _ci_parameters(tmp_path / "figures")
+    parameters = _ci_parameters(tmp_path)
     for name in parameters["model_names"]:  # the fixtures' checkpoints, trained once a session
         trained(name, epochs=parameters["epochs"], limit=parameters["n_train"])
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
-    out_dir = tmp_path / "figures"
+    out_dir = Path(parameters["out_dir"])
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "deepxplore.ipynb"),
                                parameters=parameters, cwd=str(REPO),
                                kernel_name="python3", progress_bar=False)

@@ -14,6 +14,15 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in ("quickstart", "explorer")}
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")),
+                         ids=lambda path: path.stem)
+def test_every_notebook_is_committed_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.outputs and c.execution_count is None
+               for c in nb.cells if c.cell_type == "code")
+    assert len([c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]) == 1
+
+
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_committed_clean_with_the_outline(name):
     nb = nbformat.read(NOTEBOOKS[name], as_version=4)
