@@ -28,7 +28,6 @@ Zoo (``names()``):
 import functools
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from workbench.activations import Pooling, PreActivation

@@ -12,14 +12,13 @@ module-level function, not a new lambda per call, or it is compiled again each t
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from workbench import activations
 
-__all__ = ["fold", "fold_model", "batch_sharding"]
+__all__ = ["fold", "fold_model", "trace_batches", "batch_sharding"]
 
 
 @functools.cache
@@ -129,3 +128,37 @@ def fold_model(model: nnx.Module, images, step, state, *extra, params=None,
                                  batch_images, *batch_extra, kind=kind, reduce=reduce,
                                  scale=scale)
     return state
+
+
+def trace_batches(model: nnx.Module, images, *, batch_size: int = 1000, kind: str = "post",
+                  reduce: str = "mean", scale: str | None = None) -> activations.Trace:
+    """The :class:`~workbench.activations.Trace` of every input, gathered in host memory.
+
+    Batches have a fixed size (the last one zero-padded and cut back), so one compilation
+    serves the whole dataset. For datasets whose neurons do not fit in memory, fold instead.
+
+    Returns:
+        A ``Trace`` of NumPy arrays: logits ``(n, classes)`` and ``{site: (n, neurons)}`` in
+        layer order.
+
+    Example:
+        >>> from workbench import models
+        >>> t = trace_batches(models.create("lenet1"), np.zeros((5, 28, 28, 1), np.float32),
+        ...                   batch_size=2)
+        >>> t.logits.shape, t.acts["conv2"].shape
+        ((5, 10), (5, 12))
+    """
+    activations._check(kind, reduce, scale)
+    if len(images) == 0:
+        raise ValueError("no inputs to trace")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch_size = min(batch_size, len(images))
+    logits, parts = [], []
+    for mask, batch in _batches((images,), batch_size):
+        real = int(mask.sum())
+        result = activations.trace(model, batch, kind=kind, reduce=reduce, scale=scale)
+        logits.append(np.asarray(result.logits)[:real])
+        parts.append({site: np.asarray(value)[:real] for site, value in result.acts.items()})
+    return activations.Trace(np.concatenate(logits),
+                             {site: np.concatenate([p[site] for p in parts]) for site in parts[0]})

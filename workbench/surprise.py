@@ -24,7 +24,6 @@ References:
     class; training classes are the ground truth, test classes the predictions).
 """
 
-import functools
 import warnings
 from collections.abc import Mapping
 
@@ -33,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from workbench import activations
+from workbench import streaming
 
 __all__ = ["likelihood_surprise", "distance_surprise", "surprise_coverage", "traces"]
 
@@ -314,24 +313,11 @@ def traces(model, images, *, sites: tuple[str, ...] | None = None, batch_size: i
 
     Batches have a fixed size (the last one padded), so one compilation serves the dataset.
     """
-    images = np.asarray(images)
-    if len(images) == 0:
-        raise ValueError("no inputs")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    batch = min(batch_size, len(images))
-    out = []
-    for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
-        real = len(chunk)
-        if real < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - real, *chunk.shape[1:]),
-                                                    chunk.dtype)])
-        acts = activations.activations(model, jnp.asarray(chunk), kind=kind, reduce=reduce)
-        if sites is not None:
-            unknown = [s for s in sites if s not in acts]
-            if unknown:
-                raise ValueError(f"unknown sites {unknown}; the model has {list(acts)}")
-            acts = {s: acts[s] for s in acts if s in sites}
-        out.append(np.asarray(activations.flatten(acts))[:real])
-    return np.concatenate(out)
+    acts = streaming.trace_batches(model, images, batch_size=batch_size, kind=kind,
+                                   reduce=reduce).acts
+    if sites is not None:
+        unknown = [s for s in sites if s not in acts]
+        if unknown:
+            raise ValueError(f"unknown sites {unknown}; the model has {list(acts)}")
+        acts = {s: acts[s] for s in acts if s in sites}
+    return np.concatenate(list(acts.values()), axis=-1)

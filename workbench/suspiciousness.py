@@ -26,7 +26,7 @@ References:
     20(3), 2011, Table II (formulas of Jaccard, Kulczynski2, Op2, Russell-Rao, Zoltar, Wong...).
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp

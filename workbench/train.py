@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from flax import nnx, serialization
 
-from workbench import data, models
+from workbench import data, models, streaming
 
 __all__ = ["Recipe", "recipe", "train", "accuracy", "predict", "save", "load",
            "load_or_train", "cache_path", "TrainResult"]
@@ -77,31 +77,8 @@ def _augment(key, images):
 
 def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """Predicted classes of ``images`` in evaluation mode, in fixed-size batches."""
-    graphdef, state = nnx.split(model)
-    forward = _forward_fn(graphdef)
-    out = []
-    n = len(images)
-    for start in range(0, n, batch_size):
-        chunk = np.asarray(images[start:start + batch_size])
-        pad = batch_size - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.asarray(forward(state, chunk))[: batch_size - pad])
-    return np.concatenate(out) if out else np.zeros((0,), np.int32)
-
-
-_FORWARDS: dict = {}
-
-
-def _forward_fn(graphdef):
-    if graphdef not in _FORWARDS:
-        @jax.jit
-        def forward(state, x):
-            model = nnx.merge(graphdef, state)
-            model.eval()
-            return jnp.argmax(model(x), axis=-1)
-        _FORWARDS[graphdef] = forward
-    return _FORWARDS[graphdef]
+    logits = streaming.trace_batches(model, images, batch_size=batch_size).logits
+    return np.argmax(logits, axis=-1).astype(np.int32)
 
 
 def accuracy(model: nnx.Module, dataset: data.Dataset) -> float:

@@ -40,12 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import (
-    activations,
     coverage,
     data,
     models,
     plots,
     spectra,
+    streaming,
     suspiciousness,
     synthesis,
     train,
@@ -103,18 +103,9 @@ class ModelData(NamedTuple):
 
 def _trace_all(model, images: np.ndarray) -> tuple[np.ndarray, dict[str, jax.Array]]:
     """Logits' argmax and neurons of every input, in fixed-size batches (one compilation)."""
-    predictions, parts = [], []
-    for start in range(0, len(images), _BATCH):
-        chunk = images[start:start + _BATCH]
-        real = len(chunk)
-        if real < _BATCH:
-            chunk = np.concatenate([chunk, np.zeros((_BATCH - real, *chunk.shape[1:]),
-                                                    chunk.dtype)])
-        result = activations.trace(model, jnp.asarray(chunk))
-        predictions.append(np.asarray(jnp.argmax(result.logits, axis=-1))[:real])
-        parts.append({site: value[:real] for site, value in result.acts.items()})
-    acts = {site: jnp.concatenate([p[site] for p in parts]) for site in parts[0]}
-    return np.concatenate(predictions).astype(np.int32), acts
+    result = streaming.trace_batches(model, images, batch_size=_BATCH)
+    acts = {site: jnp.asarray(value) for site, value in result.acts.items()}
+    return np.argmax(result.logits, axis=-1).astype(np.int32), acts
 
 
 def load_model_data(name: str, *, epochs: int | None = 1, n_train: int | None = 5000,
