@@ -28,6 +28,7 @@ Zoo (``names()``):
 import functools
 
 import jax
+import jax.numpy as jnp  # noqa: F401  (used by the doctests)
 from flax import nnx
 
 from workbench.activations import Pooling, PreActivation
