@@ -45,3 +45,14 @@ def trained(data_root, model_cache):
                                    cache=model_cache, root=data_root).model
 
     return make
+
+
+@pytest.fixture()
+def ci_parameters(tmp_path):
+    """``ci_parameters(notebook)``: the CI profile's values for a notebook, resolved as the
+    reproduction pipeline resolves them (``out_dir`` under ``tmp_path/figures``)."""
+    from workbench import reproduce
+
+    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
+    return lambda notebook: reproduce.notebook_parameters(notebook, profile,
+                                                          figures_dir=tmp_path / "figures")

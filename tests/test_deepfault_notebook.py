@@ -4,27 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from workbench import reproduce
-
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "deepfault.ipynb"
 
 
-def _ci_parameters(tmp_path: Path) -> dict:
-    """The CI profile's values, as the reproduction pipeline passes them; ``out_dir`` becomes
-    ``tmp_path/figures/deepfault``."""
-    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
-    return reproduce.notebook_parameters(NOTEBOOK, profile, figures_dir=tmp_path / "figures")
-
-
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, tmp_path, monkeypatch):
+def test_notebook_runs(data_root, ci_parameters, tmp_path, monkeypatch):
     import papermill
 
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "models"))
-    parameters = _ci_parameters(tmp_path)
+    parameters = ci_parameters(NOTEBOOK)
     out_dir = Path(parameters["out_dir"])
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "deepfault.ipynb"),
                                parameters=parameters, cwd=str(REPO),

@@ -5,25 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench import reproduce
-
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "deepxplore.ipynb"
 
 
-def _ci_parameters(tmp_path: Path) -> dict:
-    """The CI profile's values, as the reproduction pipeline passes them; ``out_dir`` becomes
-    ``tmp_path/figures/deepxplore``."""
-    profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
-    return reproduce.notebook_parameters(NOTEBOOK, profile, figures_dir=tmp_path / "figures")
-
-
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, trained, model_cache, tmp_path, monkeypatch):
+def test_notebook_runs(data_root, trained, model_cache, ci_parameters, tmp_path, monkeypatch):
     import papermill
 
-    parameters = _ci_parameters(tmp_path)
+    parameters = ci_parameters(NOTEBOOK)
     for name in parameters["model_names"]:  # the fixtures' checkpoints, trained once a session
         trained(name, epochs=parameters["epochs"], limit=parameters["n_train"])
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
