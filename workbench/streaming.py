@@ -12,6 +12,7 @@ module-level function, not a new lambda per call, or it is compiled again each t
 import functools
 
 import jax
+import jax.numpy as jnp  # noqa: F401  (used by the doctests)
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -153,11 +154,15 @@ def trace_batches(model: nnx.Module, images, *, batch_size: int = 1000, kind: st
         raise ValueError("no inputs to trace")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    activations._check_input(images)
+    graphdef, model_state = nnx.split(model)
     batch_size = min(batch_size, len(images))
     logits, parts = [], []
     for mask, batch in _batches((images,), batch_size):
         real = int(mask.sum())
-        result = activations.trace(model, batch, kind=kind, reduce=reduce, scale=scale)
+        # The inputs were checked once above; ``trace`` would check and split per batch.
+        result = activations._in_order(graphdef, kind, activations._trace_jit(
+            graphdef, model_state, batch, kind=kind, reduce=reduce, scale=scale))
         logits.append(np.asarray(result.logits)[:real])
         parts.append({site: np.asarray(value)[:real] for site, value in result.acts.items()})
     return activations.Trace(np.concatenate(logits),
