@@ -423,6 +423,46 @@ def test_update_reports_newly_covered():
     assert coverage.ratio(coverage.value(second)) == 2 / 3
 
 
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_tknp_running_form_matches_numpy(k):
+    # Few neurons, many inputs: patterns repeat within a batch and across batches.
+    acts = random_acts(12, batch=40, sizes=(3, 4, 33), relu=False)
+    counts = {s: int(a.shape[1]) for s, a in acts.items()}
+    state = coverage.patterns_init(counts, k=k, capacity=64)
+    totals = []
+    for start in range(0, 40, 8):
+        rows = jnp.arange(8) < (5 if start == 32 else 8)  # the last batch is partly padding
+        state = coverage.patterns_update(state, {s: a[start:start + 8] for s, a in acts.items()},
+                                         mask=rows)
+        totals.append(coverage.patterns_count(state))
+    kept = {s: jnp.concatenate([a[:32], a[32:37]]) for s, a in acts.items()}
+    assert totals[-1] == np_tknp(kept, k) == coverage.top_k_neuron_patterns(kept, k=k)
+    assert totals == sorted(totals) and totals[0] == np_tknp({s: a[:8] for s, a in acts.items()}, k)
+    # Folding the same inputs again adds nothing.
+    again = coverage.patterns_update(state, {s: a[:8] for s, a in acts.items()})
+    assert coverage.patterns_count(again) == totals[-1]
+
+
+def test_tknp_overflow_and_wrong_sites_raise():
+    acts = random_acts(13, batch=10, sizes=(6, 6), relu=False)
+    state = coverage.patterns_update(coverage.patterns_init({"s0": 6, "s1": 6}, k=2, capacity=3),
+                                     acts)
+    with pytest.raises(ValueError, match="larger capacity"):
+        coverage.patterns_count(state)
+    with pytest.raises(ValueError, match="state was made for"):
+        coverage.patterns_update(coverage.patterns_init({"s0": 6}, k=2), acts)
+
+
+def test_model_patterns_equals_one_shot():
+    net = models.create("lenet1", seed=0)
+    x = np.asarray(jax.random.uniform(jax.random.key(1), (23, 28, 28, 1)))
+    acts = streaming.trace_batches(net, x).acts
+    want = coverage.top_k_neuron_patterns(acts, k=2)
+    assert 1 < want <= 23
+    for b in (4, 23):
+        assert coverage.model_patterns(net, x, k=2, batch_size=b) == want
+
+
 def test_second_call_does_not_recompile():
     acts, other = random_acts(10), random_acts(11)
     prof = coverage.profile(acts)

@@ -85,3 +85,15 @@ def test_second_training_run_does_not_recompile(mnist):
     train.train(models.create("deepfault_3x50_relu", seed=1), subset, epochs=1, batch_size=32,
                 seed=3)
     assert train._train_step._cache_size() == compiled
+
+
+def test_training_a_clone_leaves_the_original_intact(mnist):
+    # nnx.clone shares the arrays; the donated training state must not delete the original's.
+    small, _ = mnist
+    subset = data.Dataset(small.images[:64], small.labels[:64], small.class_names)
+    original = models.create("lenet1", seed=0)
+    logits = np.asarray(original(subset.images[:2]))
+    for seed in range(2):
+        train.train(nnx.clone(original), subset, epochs=1, batch_size=32, seed=seed)
+    assert not any(p.is_deleted() for p in _params(original))
+    np.testing.assert_array_equal(np.asarray(original(subset.images[:2])), logits)

@@ -16,7 +16,9 @@ Criteria (``CRITERIA``):
 - :func:`top_k_neuron_patterns` (DeepGauge's TKNP) counts distinct top-k patterns instead.
 
 Running totals: ``init`` / ``update`` / ``value`` fold batches into a state of boolean masks, so
-a generator can fold new inputs in and ask what they newly covered (:func:`newly_covered`).
+a generator can fold new inputs in and ask what they newly covered (:func:`newly_covered`);
+:func:`patterns_init` / :func:`patterns_update` / :func:`patterns_count` do it for TKNP (a
+state of the distinct patterns seen, as packed bits).
 :func:`profile_init` / :func:`profile_update` / :func:`profile_value` do the same for the
 training profile. :func:`model_coverage` and :func:`model_profile` stream a whole dataset
 through a model in fixed-size batches (:func:`workbench.streaming.fold_model`: one jitted
@@ -67,7 +69,8 @@ __all__ = [
     "strong_neuron_activation_coverage", "top_k_neuron_coverage", "top_k_neuron_patterns",
     "profile", "profile_init", "profile_update", "profile_value", "dead_neurons",
     "ratio", "site_ratios", "init", "update", "value", "newly_covered",
-    "model_profile", "model_coverage",
+    "PatternState", "patterns_init", "patterns_update", "patterns_count",
+    "model_profile", "model_coverage", "model_patterns",
 ]
 
 CRITERIA = ("nc", "kmnc", "nbc", "snac", "tknc")
@@ -453,6 +456,116 @@ def top_k_neuron_patterns(acts: Acts, *, k: int, mask: RowMask = None) -> int:
     rows = np.asarray(_check_rows(mask, next(iter(acts.values())).shape[0]))
     patterns = np.asarray(_patterns_jit(acts, k=_check_k(k)))[rows]
     return len(np.unique(np.packbits(patterns, axis=1), axis=0))
+
+
+class PatternState(NamedTuple):
+    """The distinct top-k patterns seen so far (TKNP's running form).
+
+    Each pattern is its bits packed into ``uint32`` words; ``table`` keeps the distinct ones
+    sorted in its first ``count`` rows (the others are empty). Fixed shapes, so folding a batch
+    in is one jitted call that never recompiles.
+    """
+
+    table: jax.Array  # shape=(capacity, words), dtype=uint32
+    count: jax.Array  # shape=(), dtype=int32: distinct patterns in ``table``
+    overflow: jax.Array  # shape=(), dtype=bool: more distinct patterns came than fit
+    k: int  # the top-k of the patterns
+    sites: tuple[tuple[str, int], ...]  # (site, neurons) in pattern order
+
+
+def _words(total: int) -> int:
+    return -(-total // 32)
+
+
+def patterns_init(counts: Mapping[str, int], *, k: int, capacity: int = 65536) -> PatternState:
+    """An empty TKNP state for sites ``counts`` that holds up to ``capacity`` distinct patterns.
+
+    Example:
+        >>> state = patterns_init({"a": 2, "b": 2}, k=1, capacity=8)
+        >>> state.table.shape, int(state.count)
+        ((8, 1), 0)
+    """
+    counts = _check_counts(counts)
+    capacity = _check_k(capacity, "capacity")
+    words = _words(sum(counts.values()))
+    return PatternState(jnp.zeros((capacity, words), jnp.uint32), jnp.int32(0),
+                        jnp.bool_(False), _check_k(k), tuple(counts.items()))
+
+
+def _pack(bits):
+    """``bool[batch, total]`` -> ``uint32[batch, words]``, bit ``i`` of word ``i // 32``."""
+    pad = _words(bits.shape[1]) * 32 - bits.shape[1]
+    bits = jnp.pad(bits, ((0, 0), (0, pad))).reshape(bits.shape[0], -1, 32)
+    shifts = jnp.arange(32, dtype=jnp.uint32)
+    return (bits.astype(jnp.uint32) << shifts[None, None]).sum(axis=2, dtype=jnp.uint32)
+
+
+def _merge_patterns(table, count, packed, rows):
+    """Sorted distinct rows of ``table[:count]`` and ``packed[rows]``, cut to the capacity.
+
+    One lexicographic sort puts empty rows last and equal patterns next to each other; the
+    first of each run of equals is kept.
+    """
+    capacity = table.shape[0]
+    empty = jnp.concatenate([jnp.arange(capacity) >= count, ~rows]).astype(jnp.uint32)
+    both = jnp.concatenate([table, packed])
+    keys = [both[:, w] for w in range(both.shape[1] - 1, -1, -1)] + [empty]
+    order = jnp.lexsort(keys)
+    both, empty = both[order], empty[order].astype(bool)
+    first = jnp.concatenate([jnp.ones(1, bool), (both[1:] != both[:-1]).any(axis=1)])
+    keep = first & ~empty
+    total = keep.sum(dtype=jnp.int32)
+    kept = jnp.argsort(~keep, stable=True)[:capacity]
+    table = jnp.where((jnp.arange(capacity) < total)[:, None], both[kept], 0).astype(jnp.uint32)
+    return table, jnp.minimum(total, capacity), total > capacity
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _patterns_update_jit(table, count, overflow, acts, rows, *, k):
+    packed = _pack(_patterns_jit.__wrapped__(acts, k=k))
+    table, count, over = _merge_patterns(table, count, packed, rows)
+    return table, count, overflow | over
+
+
+def patterns_update(state: PatternState, acts: Acts, *, mask: RowMask = None) -> PatternState:
+    """Folds a batch into a TKNP state: its inputs' top-k patterns join the distinct ones.
+
+    ``acts`` must have the state's sites, in its order. One jitted call; how many patterns a
+    batch added is ``patterns_count(after) - patterns_count(before)``.
+
+    Example:
+        >>> state = patterns_init({"a": 2, "b": 2}, k=1)
+        >>> acts = {"a": jnp.array([[3.0, 1.0], [2.0, 0.0], [0.0, 1.0]]),
+        ...         "b": jnp.array([[1.0, 2.0], [2.0, 1.0], [1.0, 2.0]])}
+        >>> state = patterns_update(state, acts)
+        >>> patterns_count(patterns_update(state, acts))
+        3
+
+    References:
+        Ma et al., "DeepGauge", ASE 2018, section 3.2 (top-k neuron patterns).
+    """
+    if not isinstance(state, PatternState):
+        raise ValueError(f"state must be a coverage.PatternState, got {type(state).__name__}")
+    acts = _check_acts(acts)
+    sites = tuple(_counts_of(acts).items())
+    if sites != state.sites:
+        raise ValueError(f"acts have sites {sites}, the state was made for {state.sites}")
+    rows = _check_rows(mask, next(iter(acts.values())).shape[0])
+    table, count, overflow = _patterns_update_jit(state.table, state.count, state.overflow,
+                                                  acts, rows, k=state.k)
+    return state._replace(table=table, count=count, overflow=overflow)
+
+
+def patterns_count(state: PatternState) -> int:
+    """TKNP: how many distinct top-k patterns the folded inputs gave.
+
+    Raises:
+        ValueError: if more distinct patterns came than the state's capacity holds.
+    """
+    if bool(state.overflow):
+        raise ValueError(f"more than {state.table.shape[0]} distinct top-k patterns: make the "
+                         "state with a larger capacity (patterns_init(..., capacity=...))")
+    return int(state.count)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -904,3 +1017,36 @@ def model_coverage(model, images, *, criteria: tuple[str, ...] = CRITERIA,
     state = streaming.fold_model(model, images, step, state, params=params,
                                  batch_size=batch_size, **options)
     return {c: {site: state[c][site] for site in counts} for c in criteria}
+
+
+@functools.cache
+def _patterns_step(k: int, channels):
+    def step(state, trace, mask, params):
+        acts = trace.acts if channels is None else _deepxplore_neurons(trace.acts, channels)
+        return _patterns_update_jit.__wrapped__(*state, acts, mask, k=k)
+
+    return step
+
+
+def model_patterns(model, images, *, k: int = 2, preset: str | Convention = "default",
+                   batch_size: int = 1000) -> int:
+    """TKNP of ``images`` on ``model``: the number of distinct top-``k`` patterns, streamed.
+
+    Same pass as :func:`model_coverage` (fixed batches, every device); the distinct patterns
+    are kept on the device as packed bits, so ``images`` can be as many as memory holds
+    ``words = ceil(neurons / 32)`` uint32 per input.
+
+    Example:
+        >>> from workbench import models
+        >>> model_patterns(models.create("lenet1", seed=0), np.zeros((3, 28, 28, 1), np.float32),
+        ...                k=1, batch_size=2)
+        1
+    """
+    conv = _preset(preset)
+    options, channels, counts = _stream(model, images, conv)
+    k = _check_k(k)
+    state = patterns_init(counts, k=k, capacity=len(images))
+    table, count, overflow = streaming.fold_model(
+        model, images, _patterns_step(k, channels), (state.table, state.count, state.overflow),
+        batch_size=batch_size, **options)
+    return patterns_count(state._replace(table=table, count=count, overflow=overflow))

@@ -136,6 +136,9 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
     model.train()
     optimizer = nnx.Optimizer(model, _adam(learning_rate), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
+    # Each step donates its state. Copy it first: the arrays may be shared with another model
+    # (``nnx.clone`` shares them), whose buffers donation would otherwise delete.
+    state = jax.tree.map(jnp.copy, state)
 
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
