@@ -234,12 +234,28 @@ def test_generate_is_deterministic_under_key_and_continues_coverage(trio, seeds)
             assert (new[site] | ~old[site]).all()  # nothing is uncovered again
 
 
+def test_host_and_device_loops_agree(trio, seeds, monkeypatch):
+    # The CPU drives the iterations from the host; other backends run one while_loop. Both
+    # run the same step, so they find the same inputs. batch_size 16 over 48 seeds refills
+    # slots and shrinks the pool (16 -> 4 is not taken: 4 < 8), batch 32 shrinks it to 8.
+    for batch_size in (16, 32):
+        run = dict(transformation="blackout", iterations=6, batch_size=batch_size, key=KEY)
+        monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
+        host = dx.generate(trio, seeds, **run)
+        monkeypatch.setattr(dx, "_climber", lambda: dx._climb_on_device)
+        device = dx.generate(trio, seeds, **run)
+        assert host.seeds_climbed == device.seeds_climbed
+        for field in ("seed_index", "predictions", "iterations", "coverage_after"):
+            np.testing.assert_array_equal(getattr(host, field), getattr(device, field))
+        np.testing.assert_allclose(host.inputs, device.inputs, atol=1e-5)
+
+
 def test_target_and_weights_do_not_recompile(trio, seeds):
     dx.generate(trio, seeds[:8], key=KEY, iterations=2, batch_size=8)
-    size = dx._generate_jit._cache_size()
+    size = dx._step_jit._cache_size()
     dx.generate(trio, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,
                 weight_diff=2.0, weight_nc=0.0, step=1.0, threshold=0.5, target=2)
-    assert dx._generate_jit._cache_size() == size
+    assert dx._step_jit._cache_size() == size
 
 
 def test_bad_input_is_rejected(trio, seeds):

@@ -12,12 +12,14 @@ patches), adds ``step`` times it and projects the image back to the valid box. A
 soon as the models disagree; every difference-inducing input updates each model's neuron
 coverage (DeepXplore's convention: per-layer min-max scaling, channel means, ``> threshold``).
 
-Here hundreds of seeds advance together: :func:`generate` runs one jitted ``lax.while_loop``
-over a pool of ``batch_size`` slots, each holding one seed. Every iteration computes all slots'
-gradients at once (a batched forward and backward pass per model), records the slots whose
-models now disagree, updates the coverage with them, and refills every finished slot with the
-next agreeing seed and a fresh uncovered neuron per model, drawn from the coverage as it now
-stands. With ``batch_size=1`` this is the released code's one-seed-at-a-time order.
+Here hundreds of seeds advance together over a pool of ``batch_size`` slots, each holding one
+seed. Every iteration computes all slots' gradients at once (a batched forward and backward pass
+per model), records the slots whose models now disagree, updates the coverage with them, and
+refills every finished slot with the next agreeing seed and a fresh uncovered neuron per model,
+drawn from the coverage as it now stands. With ``batch_size=1`` this is the released code's
+one-seed-at-a-time order. On GPUs and TPUs the iterations run as one jitted ``lax.while_loop``;
+on the CPU each iteration is its own jitted call (XLA's CPU backend runs the loop body ~1.5x
+slower inside a ``while_loop``); both run the same step and give the same results (tested).
 
 Transformations are Optax gradient transformations (:func:`light`, :func:`occlusion`,
 :func:`blackout`), chained as ``normalize_by_rms -> constraint -> scale(step)``; write your
@@ -382,12 +384,24 @@ def _disagree(preds):
     return jnp.any(preds != preds[:1], axis=0)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdefs", "transformation", "clip", "slots"))
-def _generate_jit(graphdefs, states, seeds, valid, covered, key, weight_diff, weight_nc, step,
-                  iterations, threshold, target, *, transformation, clip, slots):
+def _pool_sizes(slots: int) -> list[int]:
+    """The pool's widths: it shrinks fourfold once the queue is empty and few slots still
+    climb, so a straggler climbing to the last iteration does not cost full-width passes."""
+    sizes = [slots]
+    while sizes[-1] // 4 >= 8:
+        sizes.append(sizes[-1] // 4)
+    return sizes
+
+
+@functools.partial(jax.jit, static_argnames=("graphdefs", "slots"))
+def _setup(graphdefs, states, seeds, valid, covered, key, threshold, *, slots):
+    """Sorts out the seeds the models already disagree on and fills the first pool.
+
+    Returns ``(context, carry)``: the constants every step reads, and the loop state
+    ``(pool, run)``.
+    """
     n_models = len(graphdefs)
     n = seeds.shape[0]
-    weights = _weights(n_models, target, weight_diff)
     choose_key, step_key = jax.random.split(key)
 
     # 1. Which seeds do the models agree on? The others count for coverage at once.
@@ -407,77 +421,139 @@ def _generate_jit(graphdefs, states, seeds, valid, covered, key, weight_diff, we
     found = valid & ~agree
     order = jnp.argsort(~agree, stable=True).astype(jnp.int32)  # agreeing seeds first
     n_agree = agree.sum(dtype=jnp.int32)
-
-    tx = optax.chain(normalize_by_rms(1e-5), transformation, optax.scale(step))
-
-    def draw(key, covered, count):
-        keys = jax.random.split(key, n_models)
-        return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
+    context = dict(seeds=seeds, preds0=preds0, order=order, n_agree=n_agree,
+                   choose_key=choose_key, step_key=step_key)
 
     slot = jnp.arange(slots, dtype=jnp.int32)
     seed_id = order[jnp.minimum(slot, n - 1)]
     pool = dict(x=seeds[seed_id], seed_id=seed_id, label=preds0[0, seed_id],
-                neurons=draw(jax.random.fold_in(choose_key, 0), covered, slots),
+                neurons=_draw(jax.random.fold_in(choose_key, 0), covered, slots),
                 it=jnp.zeros(slots, jnp.int32), active=slot < n_agree)
     run = dict(next=jnp.minimum(n_agree, slots), covered=covered, out_x=seeds, out_found=found,
                out_it=jnp.zeros(n, jnp.int32), out_preds=preds0, t=jnp.int32(0))
+    return context, (pool, run)
 
-    def body(carry):
-        p, r, opt = carry
-        (_, (preds, scaled)), grads = _value_aux_grad(graphdefs, states, p, weights, weight_nc)
-        active = p["active"]
-        hit = active & (p["it"] > 0) & _disagree(preds)
-        spent = active & ~hit & (p["it"] >= iterations)
-        where = jnp.where(hit, p["seed_id"], n)  # n: out of range, dropped
-        covered = tuple(c | _covered_by(acts, hit, threshold)
-                        for c, acts in zip(r["covered"], scaled))
-        r = dict(next=r["next"], covered=covered,
-                 out_x=r["out_x"].at[where].set(p["x"], mode="drop"),
-                 out_found=r["out_found"].at[where].set(True, mode="drop"),
-                 out_it=r["out_it"].at[where].set(p["it"], mode="drop"),
-                 out_preds=r["out_preds"].at[:, where].set(preds, mode="drop"), t=r["t"] + 1)
-        # Step the slots still climbing.
-        climbing = active & ~hit & ~spent
-        updates, opt = tx.update(grads, opt, p["x"], key=jax.random.fold_in(step_key, r["t"]))
-        x = p["x"] + updates
-        if clip:
-            x = optax.projections.projection_box(x, 0.0, 1.0)
-        x = jnp.where(climbing[:, None, None, None], x, p["x"])
-        it = jnp.where(climbing, p["it"] + 1, p["it"])
-        # Refill the free slots with the next agreeing seeds and fresh neurons.
-        free = ~climbing
-        candidate = r["next"] + jnp.cumsum(free, dtype=jnp.int32) - 1
-        refill = free & (candidate < n_agree)
-        new_id = order[jnp.clip(candidate, 0, n - 1)]
-        fresh = draw(jax.random.fold_in(choose_key, r["t"]), covered, x.shape[0])
-        p = dict(x=jnp.where(refill[:, None, None, None], seeds[new_id], x),
-                 seed_id=jnp.where(refill, new_id, p["seed_id"]),
-                 label=jnp.where(refill, preds0[0, new_id], p["label"]),
-                 neurons=jnp.where(refill[None], fresh, p["neurons"]),
-                 it=jnp.where(refill, 0, it), active=climbing | refill)
-        r["next"] = r["next"] + refill.sum(dtype=jnp.int32)
-        return p, r, opt
 
-    # The pool shrinks once the queue is empty and few slots still climb, so a straggler
-    # climbing to the last iteration does not cost full-width passes.
-    sizes = [slots]
-    while sizes[-1] // 4 >= 8:
-        sizes.append(sizes[-1] // 4)
-    for phase, size in enumerate(sizes):
+def _draw(key, covered, count):
+    """``int32[models, count]``: per model, ``count`` uncovered neurons (see :func:`_choose`)."""
+    keys = jax.random.split(key, len(covered))
+    return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
+
+
+def _optimizer(transformation, step):
+    return optax.chain(normalize_by_rms(1e-5), transformation, optax.scale(step))
+
+
+def _step(graphdefs, states, context, carry, hyper, *, transformation, clip):
+    """One iteration of the pool: gradients of every slot, record the slots whose models now
+    disagree, step the others, refill the free slots with the next seeds and fresh neurons."""
+    p, r, opt = carry
+    n = context["seeds"].shape[0]
+    weights = _weights(len(graphdefs), hyper["target"], hyper["weight_diff"])
+    (_, (preds, scaled)), grads = _value_aux_grad(graphdefs, states, p, weights,
+                                                  hyper["weight_nc"])
+    active = p["active"]
+    hit = active & (p["it"] > 0) & _disagree(preds)
+    spent = active & ~hit & (p["it"] >= hyper["iterations"])
+    where = jnp.where(hit, p["seed_id"], n)  # n: out of range, dropped
+    covered = tuple(c | _covered_by(acts, hit, hyper["threshold"])
+                    for c, acts in zip(r["covered"], scaled))
+    r = dict(next=r["next"], covered=covered,
+             out_x=r["out_x"].at[where].set(p["x"], mode="drop"),
+             out_found=r["out_found"].at[where].set(True, mode="drop"),
+             out_it=r["out_it"].at[where].set(p["it"], mode="drop"),
+             out_preds=r["out_preds"].at[:, where].set(preds, mode="drop"), t=r["t"] + 1)
+    # Step the slots still climbing.
+    climbing = active & ~hit & ~spent
+    updates, opt = _optimizer(transformation, hyper["step"]).update(
+        grads, opt, p["x"], key=jax.random.fold_in(context["step_key"], r["t"]))
+    x = p["x"] + updates
+    if clip:
+        x = optax.projections.projection_box(x, 0.0, 1.0)
+    x = jnp.where(climbing[:, None, None, None], x, p["x"])
+    it = jnp.where(climbing, p["it"] + 1, p["it"])
+    # Refill the free slots with the next agreeing seeds and fresh neurons.
+    free = ~climbing
+    candidate = r["next"] + jnp.cumsum(free, dtype=jnp.int32) - 1
+    refill = free & (candidate < context["n_agree"])
+    new_id = context["order"][jnp.clip(candidate, 0, n - 1)]
+    fresh = _draw(jax.random.fold_in(context["choose_key"], r["t"]), covered, x.shape[0])
+    p = dict(x=jnp.where(refill[:, None, None, None], context["seeds"][new_id], x),
+             seed_id=jnp.where(refill, new_id, p["seed_id"]),
+             label=jnp.where(refill, context["preds0"][0, new_id], p["label"]),
+             neurons=jnp.where(refill[None], fresh, p["neurons"]),
+             it=jnp.where(refill, 0, it), active=climbing | refill)
+    r["next"] = r["next"] + refill.sum(dtype=jnp.int32)
+    return p, r, opt
+
+
+def _keep_going(context, carry, smaller):
+    """Whether the pool at this width has work: seeds queued, or more busy slots than the
+    next, narrower pool holds (``smaller``; 0 for the last width)."""
+    p, r, _ = carry
+    busy = p["active"].sum()
+    return (busy > 0) & ((r["next"] < context["n_agree"]) | (busy > smaller))
+
+
+def _shrink(carry, smaller):
+    """The pool cut to its ``smaller`` busiest slots (all the busy ones, by the loop's exit)."""
+    p, r = carry
+    keep = jnp.argsort(~p["active"], stable=True)[:smaller]
+    return {name: (v[:, keep] if name == "neurons" else v[keep]) for name, v in p.items()}, r
+
+
+def _with_optimizer(carry, transformation, step):
+    """Adds a fresh state of the step's Optax chain for the pool's current width."""
+    p, r = carry
+    return p, r, _optimizer(transformation, step).init(p["x"])
+
+
+@functools.partial(jax.jit, static_argnames=("graphdefs", "transformation", "clip", "slots"))
+def _climb_on_device(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
+    """Every pool width as a ``lax.while_loop``: one program, no host round trips."""
+    sizes = _pool_sizes(slots)
+    for phase in range(len(sizes)):
         smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
-
-        def cond(carry, smaller=smaller):
-            p, r, _ = carry
-            busy = p["active"].sum()
-            return (busy > 0) & ((r["next"] < n_agree) | (busy > smaller))
-
-        pool, run, _ = jax.lax.while_loop(cond, body, (pool, run, tx.init(pool["x"])))
+        *carry, _ = jax.lax.while_loop(
+            functools.partial(_keep_going, context, smaller=smaller),
+            lambda c: _step(graphdefs, states, context, c, hyper,
+                            transformation=transformation, clip=clip),
+            _with_optimizer(carry, transformation, hyper["step"]))
         if smaller:
-            keep = jnp.argsort(~pool["active"], stable=True)[:smaller]
-            pool = {name: (v[:, keep] if name == "neurons" else v[keep])
-                    for name, v in pool.items()}
-    return (run["out_x"], run["out_found"], run["out_it"], run["out_preds"], run["covered"],
-            n_agree)
+            carry = _shrink(carry, smaller)
+    return carry
+
+
+# Not donated: the carry's outputs start as the seeds themselves (jit forwards unchanged inputs),
+# and copying them costs ~1 ms beside a step's ~150 ms.
+_step_jit = jax.jit(_step, static_argnames=("graphdefs", "transformation", "clip"))
+_keep_going_jit = jax.jit(_keep_going, static_argnames=("smaller",))
+_shrink_jit = jax.jit(_shrink, static_argnames=("smaller",))
+
+
+def _climber():
+    """The host-driven loop on the CPU, the single device program elsewhere."""
+    return _climb_from_host if jax.default_backend() == "cpu" else _climb_on_device
+
+
+def _climb_from_host(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
+    """The same iterations, each its own jitted call, the loop condition read on the host.
+
+    XLA's CPU backend runs this loop body about 1.5x slower inside a ``lax.while_loop`` than
+    as its own program (three LeNets, 256 slots: 259 vs 176 ms an iteration), and one host
+    round trip per iteration costs little beside it.
+    """
+    sizes = _pool_sizes(slots)
+    for phase in range(len(sizes)):
+        smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
+        carry = _with_optimizer(carry, transformation, hyper["step"])
+        while bool(_keep_going_jit(context, carry, smaller=smaller)):
+            carry = _step_jit(graphdefs, states, context, carry, hyper,
+                              transformation=transformation, clip=clip)
+        *carry, _ = carry
+        if smaller:
+            carry = _shrink_jit(tuple(carry), smaller=smaller)
+    return carry
 
 
 def _value_aux_grad(graphdefs, states, s, weights, weight_nc):
@@ -582,7 +658,7 @@ def generate(models: Sequence[nnx.Module], seeds, *,
     updated with every difference-inducing input, including seeds the models already disagree
     on (these are reported with ``iterations == 0`` and not climbed).
 
-    All of it runs as one jitted loop over ``batch_size`` slots of seeds (see the module
+    All of it runs as a jitted loop over ``batch_size`` slots of seeds (see the module
     docstring). Deterministic under ``key`` and ``batch_size``; the hyperparameters are traced
     values (new values do not recompile), ``transformation``, ``clip`` and ``batch_size`` are
     compiled in.
@@ -649,11 +725,16 @@ def generate(models: Sequence[nnx.Module], seeds, *,
     padded = -(-n // slots) * slots
     valid = np.arange(padded) < n
     graphdefs, states = _split(models)
-    out_x, found, iters, preds, covered, n_agree = _generate_jit(
-        graphdefs, states, _pad(seeds, padded), valid, covered, key, jnp.float32(weight_diff),
-        jnp.float32(weight_nc), jnp.float32(step), jnp.int32(iterations),
-        jnp.float32(threshold), jnp.int32(target), transformation=transformation,
-        clip=bool(clip), slots=slots)
+    hyper = dict(weight_diff=jnp.float32(weight_diff), weight_nc=jnp.float32(weight_nc),
+                 step=jnp.float32(step), iterations=jnp.int32(iterations),
+                 threshold=jnp.float32(threshold), target=jnp.int32(target))
+    context, carry = _setup(graphdefs, states, _pad(seeds, padded), valid, covered, key,
+                            hyper["threshold"], slots=slots)
+    _, run = _climber()(graphdefs, states, context, carry, hyper, transformation=transformation,
+                   clip=bool(clip), slots=slots)
+    out_x, found, iters, preds, covered, n_agree = (
+        run["out_x"], run["out_found"], run["out_it"], run["out_preds"], run["covered"],
+        context["n_agree"])
     found = np.asarray(found)[:n]
     index = np.flatnonzero(found).astype(np.int32)
     inputs = np.asarray(out_x)[:n][index]
