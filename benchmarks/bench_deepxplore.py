@@ -103,12 +103,14 @@ def seed_steps(r):
     """Gradient steps the batched generator took: each found input's iterations, and the full
     budget for every climbed seed that found nothing."""
     climbed_found = r.iterations[r.iterations > 0]
-    return int(climbed_found.sum()) + (r.seeds_climbed - len(climbed_found)) * SETTINGS["iterations"]
+    failed = r.seeds_climbed - len(climbed_found)
+    return int(climbed_found.sum()) + failed * SETTINGS["iterations"]
 
 
 def main():
     print(f"JAX {jax.__version__} on {jax.default_backend()}, {jax.device_count()} device(s)")
-    nets = [train.load_or_train(n, epochs=1, limit=5000).model for n in ("lenet1", "lenet4", "lenet5")]
+    nets = [train.load_or_train(n, epochs=1, limit=5000).model
+            for n in ("lenet1", "lenet4", "lenet5")]
     print("models: LeNet-1/4/5, epochs=1, limit=5000 training images (cached)")
     test = data.load("mnist", "test")
     seeds = test.images[:N_SEEDS]
@@ -126,7 +128,8 @@ def main():
             per_second = found / seconds
             coverage = float(np.mean(r.coverage_after))
             start = time.perf_counter()
-            loop_found, loop_coverage, loop_steps = per_seed_loop(nets, seeds[:N_LOOP], name, clip)
+            loop_found, loop_coverage, loop_steps = per_seed_loop(nets, seeds[:N_LOOP], name,
+                                                                  clip)
             loop_seconds = time.perf_counter() - start
             loop_rate = loop_found / loop_seconds
             ratio = per_second / loop_rate if loop_rate else float("inf")

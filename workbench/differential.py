@@ -508,52 +508,54 @@ def _with_optimizer(carry, transformation, step):
     return p, r, _optimizer(transformation, step).init(p["x"])
 
 
-@functools.partial(jax.jit, static_argnames=("graphdefs", "transformation", "clip", "slots"))
-def _climb_on_device(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
-    """Every pool width as a ``lax.while_loop``: one program, no host round trips."""
+def _climb(graphdefs, states, context, carry, hyper, *, transformation, clip, slots,
+           while_loop, keep_going, step, shrink):
+    """Every pool width in turn: iterate until the width has no more work, then narrow it.
+
+    ``while_loop``, ``keep_going``, ``step`` and ``shrink`` say how: traced into one program
+    (:func:`_climb_on_device`) or as jitted calls driven by the host (:func:`_climb_from_host`).
+    """
     sizes = _pool_sizes(slots)
     for phase in range(len(sizes)):
         smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
-        *carry, _ = jax.lax.while_loop(
-            functools.partial(_keep_going, context, smaller=smaller),
-            lambda c: _step(graphdefs, states, context, c, hyper,
-                            transformation=transformation, clip=clip),
+        *carry, _ = while_loop(
+            functools.partial(keep_going, context, smaller=smaller),
+            lambda c: step(graphdefs, states, context, c, hyper,
+                           transformation=transformation, clip=clip),
             _with_optimizer(carry, transformation, hyper["step"]))
         if smaller:
-            carry = _shrink(carry, smaller)
+            carry = shrink(tuple(carry), smaller=smaller)
     return carry
 
 
-# Not donated: the carry's outputs start as the seeds themselves (jit forwards unchanged inputs),
-# and copying them costs ~1 ms beside a step's ~150 ms.
+# One program on GPUs and TPUs: no host round trips.
+_climb_on_device = jax.jit(
+    functools.partial(_climb, while_loop=jax.lax.while_loop, keep_going=_keep_going,
+                      step=_step, shrink=_shrink),
+    static_argnames=("graphdefs", "transformation", "clip", "slots"))
+
+
+def _host_while_loop(cond, body, carry):
+    """``lax.while_loop``'s contract, run by Python."""
+    while bool(cond(carry)):
+        carry = body(carry)
+    return carry
+
+
+# The CPU: XLA's CPU backend runs the step about 1.5x slower inside a ``lax.while_loop`` than
+# as its own program (three LeNets, 256 slots: 259 vs 176 ms an iteration), and one host round
+# trip per iteration costs little beside it. Not donated: the carry's outputs start as the
+# seeds themselves (jit forwards unchanged inputs), and copying costs ~1 ms beside a step.
 _step_jit = jax.jit(_step, static_argnames=("graphdefs", "transformation", "clip"))
-_keep_going_jit = jax.jit(_keep_going, static_argnames=("smaller",))
-_shrink_jit = jax.jit(_shrink, static_argnames=("smaller",))
+_climb_from_host = functools.partial(
+    _climb, while_loop=_host_while_loop,
+    keep_going=jax.jit(_keep_going, static_argnames=("smaller",)), step=_step_jit,
+    shrink=jax.jit(_shrink, static_argnames=("smaller",)))
 
 
 def _climber():
     """The host-driven loop on the CPU, the single device program elsewhere."""
     return _climb_from_host if jax.default_backend() == "cpu" else _climb_on_device
-
-
-def _climb_from_host(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
-    """The same iterations, each its own jitted call, the loop condition read on the host.
-
-    XLA's CPU backend runs this loop body about 1.5x slower inside a ``lax.while_loop`` than
-    as its own program (three LeNets, 256 slots: 259 vs 176 ms an iteration), and one host
-    round trip per iteration costs little beside it.
-    """
-    sizes = _pool_sizes(slots)
-    for phase in range(len(sizes)):
-        smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
-        carry = _with_optimizer(carry, transformation, hyper["step"])
-        while bool(_keep_going_jit(context, carry, smaller=smaller)):
-            carry = _step_jit(graphdefs, states, context, carry, hyper,
-                              transformation=transformation, clip=clip)
-        *carry, _ = carry
-        if smaller:
-            carry = _shrink_jit(tuple(carry), smaller=smaller)
-    return carry
 
 
 def _value_aux_grad(graphdefs, states, s, weights, weight_nc):
@@ -730,23 +732,20 @@ def generate(models: Sequence[nnx.Module], seeds, *,
                  threshold=jnp.float32(threshold), target=jnp.int32(target))
     context, carry = _setup(graphdefs, states, _pad(seeds, padded), valid, covered, key,
                             hyper["threshold"], slots=slots)
-    _, run = _climber()(graphdefs, states, context, carry, hyper, transformation=transformation,
-                   clip=bool(clip), slots=slots)
-    out_x, found, iters, preds, covered, n_agree = (
-        run["out_x"], run["out_found"], run["out_it"], run["out_preds"], run["covered"],
-        context["n_agree"])
-    found = np.asarray(found)[:n]
+    _, run = _climber()(graphdefs, states, context, carry, hyper,
+                        transformation=transformation, clip=bool(clip), slots=slots)
+    found = np.asarray(run["out_found"])[:n]
     index = np.flatnonzero(found).astype(np.int32)
-    inputs = np.asarray(out_x)[:n][index]
-    preds = np.asarray(preds)[:, :n][:, index].astype(np.int32)
-    covered = tuple(_unflatten(c, f) for c, f in zip(counts, covered))
+    inputs = np.asarray(run["out_x"])[:n][index]
+    preds = np.asarray(run["out_preds"])[:, :n][:, index].astype(np.int32)
+    covered = tuple(_unflatten(c, f) for c, f in zip(counts, run["covered"]))
     after = np.array([coverage_ratio(m) for m in covered])
     still = predictions(models, quantize(inputs).astype(np.float32), batch_size=slots)
     survives = np.any(still != still[:1], axis=0) if len(index) else np.zeros(0, bool)
     return Result(inputs=inputs, seed_index=index, predictions=preds,
-                  iterations=np.asarray(iters)[:n][index].astype(np.int32),
+                  iterations=np.asarray(run["out_it"])[:n][index].astype(np.int32),
                   coverage_before=before, coverage_after=after, covered=covered,
-                  seeds_climbed=int(n_agree), survives_quantisation=survives)
+                  seeds_climbed=int(context["n_agree"]), survives_quantisation=survives)
 
 
 def coverage_ratio(masks) -> float:
