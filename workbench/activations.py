@@ -20,7 +20,8 @@ A model exposes its neurons by sowing them in ``__call__``; nothing is rewritten
             self.sow(nnx.Intermediate, "fc2", h)
             return self.out(h)                         # logits
 
-Three kinds of value are read (``kind=``):
+What counts as a neuron is one value, a :class:`Convention` (or the name of one in
+``CONVENTIONS``), passed as ``convention=``. Its ``kind`` says which values are read:
 
 - ``"post"`` (default): values sown as ``nnx.Intermediate``, the hidden layers after their
   nonlinearity. This is what DeepFault and the DeepGauge family count as neurons.
@@ -28,11 +29,18 @@ Three kinds of value are read (``kind=``):
 - ``"deepxplore"``: what the released DeepXplore code counts: every conv, pooling (sown as
   :class:`Pooling`) and dense layer, then the logits and the softmax layer, in layer order.
 
-Convolutional maps ``(batch, h, w, c)`` become one value per channel by the spatial mean
-(DeepXplore, NeuraL-Coverage), the maximum, or are kept whole (``reduce="none"``, neurons
-ordered ``(h, w, c)`` row-major). ``scale="minmax"`` first min-max scales each input's whole
-layer output (all positions and channels together) to [0, 1], as DeepXplore's ``scale`` does
-before it takes the channel mean; a constant output scales to 0 everywhere.
+Its ``reduce`` says how a convolutional map ``(batch, h, w, c)`` becomes neurons: one value per
+channel by the spatial mean (DeepXplore, NeuraL-Coverage), the maximum, or every position
+(``"none"``, neurons ordered ``(h, w, c)`` row-major). Its ``scale="minmax"`` first min-max
+scales each input's whole layer output (all positions and channels together) to [0, 1], as
+DeepXplore's ``scale`` does before it takes the channel mean; a constant output scales to 0
+everywhere, so it covers nothing at any threshold >= 0.
+
+This module and :mod:`workbench.models` (with :mod:`workbench.train`) are the only ones that
+import Flax. Everything else takes a model apart with :func:`split`, calls the pure
+:func:`neurons` or :func:`forward` inside its own ``jax.jit`` (the structure is a static
+argument, the weights are traced), and reads the layer order from :func:`neuron_counts`: a dict
+leaving ``jax.jit`` comes back with sorted keys, so :func:`in_order` puts it back.
 
 References:
     Pei et al., "DeepXplore", SOSP 2017, section 4 and its released code (``utils.py``).
@@ -40,21 +48,29 @@ References:
 """
 
 import functools
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+
+from workbench import validation
 
 __all__ = [
-    "PreActivation", "Pooling", "Trace", "KINDS", "REDUCTIONS",
-    "trace", "activations", "neuron_counts", "flatten", "flat_index", "site_index",
+    "PreActivation", "Pooling", "Trace", "Convention", "CONVENTIONS", "KINDS", "REDUCTIONS",
+    "as_convention", "split", "merge", "forward", "neurons", "trace", "activations",
+    "check_model_input", "neuron_counts", "in_order", "flatten", "unflatten", "flat_index",
+    "site_index",
 ]
 
 KINDS = ("post", "pre", "deepxplore")
 REDUCTIONS = ("mean", "max", "none")
+
+GraphDef = Any  # nnx.GraphDef: the model's structure, hashable (a static jit argument)
+State = Any  # nnx.State: the model's weights, a pytree of arrays
 
 
 class PreActivation(nnx.Variable):
@@ -70,6 +86,75 @@ class Trace(NamedTuple):
 
     logits: jax.Array  # shape=(batch, classes)
     acts: dict[str, jax.Array]  # site -> shape=(batch, neurons)
+
+
+class Convention(NamedTuple):
+    """Which values are a model's neurons (see the module docstring). Hashable: a static
+    argument of every jitted pass."""
+
+    kind: str = "post"  # "post", "pre" or "deepxplore"
+    reduce: str = "mean"  # "mean", "max" or "none": how a conv map becomes neurons
+    scale: str | None = None  # None or "minmax": per input and layer, before ``reduce``
+
+
+CONVENTIONS = {
+    # DeepGauge (Ma et al. 2018, section 3) and DeepFault (Eniser et al. 2019, section 3):
+    # hidden layers after the nonlinearity, one neuron per feature map (the spatial mean).
+    "post": Convention("post", "mean", None),
+    # The same layers before the nonlinearity: what DeepFault's released code ascends.
+    "pre": Convention("pre", "mean", None),
+    # DeepXplore's coverage (Pei et al. 2017, section 4.1; released ``utils.update_coverage``):
+    # every conv, pooling and dense layer plus logits and softmax, each input's layer min-max
+    # scaled before the channel mean.
+    "deepxplore": Convention("deepxplore", "mean", "minmax"),
+    # The raw values of the same neurons: what DeepXplore's joint objective climbs.
+    "deepxplore_raw": Convention("deepxplore", "mean", None),
+}
+
+
+def as_convention(spec: "str | Convention") -> Convention:
+    """The :class:`Convention` named by ``spec`` (a key of ``CONVENTIONS``), checked.
+
+    Example:
+        >>> as_convention("deepxplore")
+        Convention(kind='deepxplore', reduce='mean', scale='minmax')
+        >>> as_convention(Convention(reduce="max")).reduce
+        'max'
+    """
+    if isinstance(spec, Convention):
+        validation.choice(spec.kind, "kind", KINDS)
+        validation.choice(spec.reduce, "reduce", REDUCTIONS)
+        validation.choice(spec.scale, "scale", (None, "minmax"))
+        return spec
+    if isinstance(spec, str) and spec in CONVENTIONS:
+        return CONVENTIONS[spec]
+    raise ValueError(f"unknown convention {spec!r}; choose one of {tuple(CONVENTIONS)} or pass "
+                     "an activations.Convention")
+
+
+# ------------------------------------------------------------------ taking a model apart
+
+
+def split(model: nnx.Module) -> tuple[GraphDef, State]:
+    """A model as its structure (hashable, a static jit argument) and its weights (traced).
+
+    The one way the rest of the package takes a model into ``jax.jit``; :func:`merge` is the
+    way back.
+    """
+    if not isinstance(model, nnx.Module):
+        raise ValueError(f"model must be a Flax NNX module, got {type(model).__name__}")
+    return nnx.split(model)
+
+
+def merge(graphdef: GraphDef, state: State) -> nnx.Module:
+    """The model of :func:`split`, in evaluation mode (dropout off).
+
+    Merge inside the trace that uses the model (a jit, a gradient, a loop body): NNX modules
+    cannot be mutated (``nnx.capture``) from an inner trace level.
+    """
+    model = nnx.merge(graphdef, state)
+    model.eval()
+    return model
 
 
 def _values(state) -> dict[str, jax.Array]:
@@ -110,86 +195,128 @@ def _reduce(value: jax.Array, reduce: str) -> jax.Array:
     return value.mean(axis=spatial) if reduce == "mean" else value.max(axis=spatial)
 
 
-def _check(kind: str, reduce: str, scale: str | None) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"unknown reduce {reduce!r}; choose one of {REDUCTIONS}")
-    if scale not in (None, "minmax"):
-        raise ValueError(f"unknown scale {scale!r}; choose None or 'minmax'")
-
-
-def _check_input(x) -> None:
-    if not hasattr(x, "ndim") or x.ndim < 2:
-        raise ValueError(f"inputs must be a batched array, got {type(x).__name__} "
-                         f"of shape {getattr(x, 'shape', None)}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"inputs must be floating point in the model's range, got {x.dtype}")
-    if isinstance(x, np.ndarray):
-        finite = np.isfinite(x).all()
-    elif isinstance(x, jax.core.Tracer):
-        return
-    else:
-        finite = jnp.isfinite(x).all()
-    if not bool(finite):
-        raise ValueError("inputs contain NaN or infinity")
-
-
-def _trace_model(model, x, kind: str, reduce: str, scale: str | None) -> Trace:
-    # One type per capture where names are shared: a site sows its pre- and post-activation
-    # values under one name, and a capture of both would keep only one of them.
-    if kind == "pre":
-        logits, pre = nnx.capture(model, PreActivation)(x)
-        values = _values(pre)
-    elif kind == "post":
-        logits, post = nnx.capture(model, nnx.Intermediate)(x)
-        values = _values(post)
-    else:
-        logits, post, pooled = nnx.capture(model, nnx.Intermediate, Pooling)(x)
-        values = {**_values(post), **_values(pooled)}
-    names = _ordered(model, values)
-    if kind == "deepxplore":
-        values.update(logits=logits, softmax=jax.nn.softmax(logits))
-        names += ["logits", "softmax"]
-    acts = {}
-    for name in names:
-        value = _minmax(values[name]) if scale == "minmax" else values[name]
-        acts[name] = _reduce(value, reduce)
-    return Trace(logits, acts)
-
-
 # Site order per (graphdef, kind), recorded while tracing: a dict leaving ``jax.jit`` comes
 # back with sorted keys, and the layer order is only known inside the model.
 _SITE_ORDER: dict[tuple, tuple[str, ...]] = {}
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "kind", "reduce", "scale"))
-def _trace_jit(graphdef, state, x, *, kind, reduce, scale):
-    model = nnx.merge(graphdef, state)
-    model.eval()
-    result = _trace_model(model, x, kind, reduce, scale)
-    _SITE_ORDER[(graphdef, kind)] = tuple(result.acts)
+def _capture(model, x, kind: str):
+    # One type per capture where names are shared: a site sows its pre- and post-activation
+    # values under one name, and a capture of both would keep only one of them.
+    if kind == "pre":
+        logits, pre = nnx.capture(model, PreActivation)(x)
+        return logits, _values(pre)
+    if kind == "post":
+        logits, post = nnx.capture(model, nnx.Intermediate)(x)
+        return logits, _values(post)
+    logits, post, pooled = nnx.capture(model, nnx.Intermediate, Pooling)(x)
+    return logits, {**_values(post), **_values(pooled)}
+
+
+def neurons(graphdef: GraphDef, state: State, x: Float[Array, "batch ..."],
+            conv: Convention = CONVENTIONS["post"]) -> Trace:
+    """The logits and neurons of the model ``(graphdef, state)`` on ``x``: a pure function.
+
+    Call it inside your own ``jax.jit`` (``graphdef`` and ``conv`` static), a gradient or a loop
+    body; inside the trace ``acts`` is in layer order. Nothing is checked here: check at your
+    public boundary (:func:`check_model_input`, :func:`as_convention`).
+
+    Example:
+        >>> from workbench import models
+        >>> g, s = split(models.create("lenet1", seed=0))
+        >>> t = neurons(g, s, jnp.zeros((2, 28, 28, 1)), CONVENTIONS["deepxplore"])
+        >>> list(t.acts)
+        ['conv1', 'pool1', 'conv2', 'pool2', 'logits', 'softmax']
+    """
+    result = _neurons_of(merge(graphdef, state), x, conv)
+    _SITE_ORDER[(graphdef, conv.kind)] = tuple(result.acts)
     return result
 
 
-def _in_order(graphdef, kind, result: Trace) -> Trace:
-    order = _SITE_ORDER[(graphdef, kind)]
-    return Trace(result.logits, {name: result.acts[name] for name in order})
+def _neurons_of(model, x, conv: Convention) -> Trace:
+    logits, values = _capture(model, x, conv.kind)
+    names = _ordered(model, values)
+    if conv.kind == "deepxplore":
+        values.update(logits=logits, softmax=jax.nn.softmax(logits))
+        names += ["logits", "softmax"]
+    acts = {}
+    for name in names:
+        value = _minmax(values[name]) if conv.scale == "minmax" else values[name]
+        acts[name] = _reduce(value, conv.reduce)
+    return Trace(logits, acts)
 
 
-def trace(model: nnx.Module, x: jax.Array, *, kind: str = "post", reduce: str = "mean",
-          scale: str | None = None) -> Trace:
+def forward(graphdef: GraphDef, state: State, x: Float[Array, "batch ..."]
+            ) -> Float[Array, "batch classes"]:
+    """The model's logits on ``x`` in evaluation mode: a pure function, as :func:`neurons`."""
+    return merge(graphdef, state)(x)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "conv"))
+def _neurons_jit(graphdef, state, x, *, conv):
+    return neurons(graphdef, state, x, conv)
+
+
+# Why a model cannot take an input shape (``None``: it can), per (graphdef, shape, dtype).
+_INPUT_PROBLEMS: dict[tuple, str | None] = {}
+
+
+def _input_problem(graphdef, state, shape: tuple[int, ...], dtype) -> str | None:
+    cache_key = (graphdef, shape, dtype)
+    if cache_key not in _INPUT_PROBLEMS:
+        x = jax.ShapeDtypeStruct((1, *shape), dtype)
+        try:
+            jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=CONVENTIONS["post"]),
+                           state, x)
+            _INPUT_PROBLEMS[cache_key] = None
+        except Exception as error:  # noqa: BLE001  (any failure inside the model is the answer)
+            text = str(error).strip().splitlines()
+            _INPUT_PROBLEMS[cache_key] = f"{type(error).__name__}: {text[0] if text else ''}"
+    return _INPUT_PROBLEMS[cache_key]
+
+
+def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...]:
+    """Checks that ``x`` is a batch of finite floats the model can take; returns its input
+    shape ``x.shape[1:]``. The model is traced once per input shape (nothing is computed).
+
+    Args:
+        model_or_parts: an NNX model or its ``(graphdef, state)`` from :func:`split`.
+        x: ``(batch, ...)`` inputs.
+        name: the argument's name in error messages.
+
+    Example:
+        >>> from workbench import models
+        >>> check_model_input(models.create("lenet1"), np.zeros((2, 28, 28, 1), np.float32))
+        (28, 28, 1)
+        >>> check_model_input(models.create("lenet1"), np.zeros((2, 32, 32, 3), np.float32))
+        Traceback (most recent call last):
+        ...
+        ValueError: inputs of shape (2, 32, 32, 3) do not fit the model: ...
+    """
+    validation.images(x, name)
+    if len(x) == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
+    graphdef, state = (split(model_or_parts) if isinstance(model_or_parts, nnx.Module)
+                       else model_or_parts)
+    shape = tuple(int(d) for d in x.shape[1:])
+    problem = _input_problem(graphdef, state, shape, jnp.dtype(x.dtype))
+    if problem is not None:
+        raise ValueError(f"{name} of shape {tuple(x.shape)} do not fit the model: {problem}")
+    return shape
+
+
+def trace(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
+          convention: "str | Convention" = "post", **legacy) -> Trace:
     """Runs ``model`` on ``x`` in evaluation mode and returns its logits and neurons.
 
-    Jitted per model structure; the weights are traced values, so new weights or new inputs of
-    the same shape do not recompile. Works inside a caller's ``jax.jit`` too.
+    Jitted per model structure and convention; the weights are traced values, so new weights
+    or new inputs of the same shape do not recompile. Inside your own ``jax.jit`` use
+    :func:`neurons`.
 
     Args:
         model: any Flax NNX model that sows its activations (see the module docstring).
         x: inputs, shape ``(batch, ...)`` as the model takes them, floating point, finite.
-        kind: ``"post"``, ``"pre"`` or ``"deepxplore"`` (see the module docstring).
-        reduce: ``"mean"``, ``"max"`` or ``"none"``: how a conv map becomes neurons.
-        scale: ``None`` or ``"minmax"`` (per input and layer, before ``reduce``).
+        convention: a :class:`Convention` or a name in ``CONVENTIONS``.
 
     Returns:
         A :class:`Trace` of the logits ``(batch, classes)`` and ``{site: (batch, neurons)}``.
@@ -201,15 +328,15 @@ def trace(model: nnx.Module, x: jax.Array, *, kind: str = "post", reduce: str = 
         >>> t.logits.shape, {k: v.shape for k, v in t.acts.items()}
         ((2, 10), {'conv1': (2, 4), 'conv2': (2, 12)})
     """
-    _check(kind, reduce, scale)
-    _check_input(x)
-    graphdef, state = nnx.split(model)
-    result = _trace_jit(graphdef, state, x, kind=kind, reduce=reduce, scale=scale)
-    return _in_order(graphdef, kind, result)
+    conv = _legacy(convention, legacy)
+    graphdef, state = split(model)
+    check_model_input((graphdef, state), x)
+    result = _neurons_jit(graphdef, state, x, conv=conv)
+    return Trace(result.logits, in_order(result.acts, _SITE_ORDER[(graphdef, conv.kind)]))
 
 
-def activations(model: nnx.Module, x: jax.Array, *, kind: str = "post", reduce: str = "mean",
-                scale: str | None = None) -> dict[str, jax.Array]:
+def activations(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
+                convention: "str | Convention" = "post", **legacy) -> dict[str, jax.Array]:
     """The neurons of every site of ``model`` on ``x``: ``trace(...).acts``.
 
     Example:
@@ -218,34 +345,45 @@ def activations(model: nnx.Module, x: jax.Array, *, kind: str = "post", reduce: 
         >>> [(k, v.shape[1]) for k, v in acts.items()]
         [('conv1', 6), ('conv2', 16), ('fc1', 120), ('fc2', 84)]
     """
-    return trace(model, x, kind=kind, reduce=reduce, scale=scale).acts
+    return trace(model, x, convention=_legacy(convention, legacy)).acts
 
 
-def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, **options
-                  ) -> dict[str, int]:
+def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
+                  convention: "str | Convention" = "post", **legacy) -> dict[str, int]:
     """Neurons per site, in layer order, from activations or from a model and an input shape.
 
-    ``options`` are :func:`trace`'s ``kind``, ``reduce`` and ``scale``. Nothing is computed for
-    a model: the shapes come from ``jax.eval_shape``.
+    The input shape comes from the data (``images.shape[1:]``). Nothing is computed for a
+    model: the shapes come from ``jax.eval_shape``. The keys' order is the layer order every
+    pass restores with :func:`in_order`.
 
     Example:
         >>> from workbench import models
-        >>> neuron_counts(models.create("lenet4", seed=0), (28, 28, 1), kind="deepxplore")
+        >>> neuron_counts(models.create("lenet4", seed=0), (28, 28, 1), convention="deepxplore")
         {'conv1': 6, 'pool1': 6, 'conv2': 16, 'pool2': 16, 'fc1': 84, 'logits': 10, 'softmax': 10}
     """
     if isinstance(model_or_acts, Mapping):
         return {k: int(v.shape[-1]) for k, v in model_or_acts.items()}
     if input_shape is None:
-        raise ValueError("neuron_counts(model, input_shape): the input shape is needed")
-    kind, reduce, scale = (options.get("kind", "post"), options.get("reduce", "mean"),
-                           options.get("scale"))
-    _check(kind, reduce, scale)
-    graphdef, state = nnx.split(model_or_acts)
+        raise ValueError("neuron_counts(model, input_shape): the input shape is needed "
+                         "(images.shape[1:])")
+    conv = _legacy(convention, legacy)
+    graphdef, state = split(model_or_acts)
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    shapes = jax.eval_shape(
-        functools.partial(_trace_jit, graphdef, kind=kind, reduce=reduce, scale=scale), state, x)
-    shapes = _in_order(graphdef, kind, shapes)
-    return {k: int(v.shape[-1]) for k, v in shapes.acts.items()}
+    shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
+    order = _SITE_ORDER[(graphdef, conv.kind)]
+    return {k: int(shapes.acts[k].shape[-1]) for k in order}
+
+
+def in_order(values: Mapping[str, Any], order: "Sequence[str] | Mapping[str, Any]"
+             ) -> dict[str, Any]:
+    """``values`` with its keys in ``order`` (a sequence of sites, or the keys of a dict such
+    as :func:`neuron_counts`): the one repair for dicts that ``jax.jit`` returns sorted.
+
+    Example:
+        >>> in_order({"b": 1, "a": 2}, ["b", "a"])
+        {'b': 1, 'a': 2}
+    """
+    return {site: values[site] for site in order}
 
 
 def flatten(acts: Mapping[str, jax.Array]) -> jax.Array:
@@ -253,7 +391,25 @@ def flatten(acts: Mapping[str, jax.Array]) -> jax.Array:
     return jnp.concatenate([v for v in acts.values()], axis=-1)
 
 
-def flat_index(counts: Mapping[str, int], site: str, index):
+def unflatten(counts: Mapping[str, int], flat) -> dict[str, Any]:
+    """Splits the last axis of ``flat`` (``total_neurons`` long) back into sites: the inverse of
+    :func:`flatten` for the sizes ``counts``.
+
+    Example:
+        >>> {k: v.tolist() for k, v in unflatten({"a": 1, "b": 2}, np.arange(3)).items()}
+        {'a': [0], 'b': [1, 2]}
+    """
+    total = sum(counts.values())
+    if np.shape(flat)[-1] != total:
+        raise ValueError(f"expected {total} neurons on the last axis, got {np.shape(flat)}")
+    out, offset = {}, 0
+    for site, count in counts.items():
+        out[site] = flat[..., offset:offset + count]
+        offset += count
+    return out
+
+
+def flat_index(counts: Mapping[str, int], site: str, index: "int | Int[ArrayLike, '*n']"):
     """The position of neuron ``(site, index)`` among all neurons of ``counts``, in order.
 
     Example:
@@ -263,6 +419,8 @@ def flat_index(counts: Mapping[str, int], site: str, index):
     if site not in counts:
         raise ValueError(f"unknown site {site!r}; the sites are {list(counts)}")
     index_array = np.asarray(index)
+    if not np.issubdtype(index_array.dtype, np.integer):
+        raise ValueError(f"neuron index must be an integer, got {index!r}")
     if np.any(index_array < 0) or np.any(index_array >= counts[site]):
         raise ValueError(f"neuron index {index} is outside site {site!r} of {counts[site]} neurons")
     offset = 0
@@ -272,7 +430,7 @@ def flat_index(counts: Mapping[str, int], site: str, index):
         offset += count
 
 
-def site_index(counts: Mapping[str, int], flat) -> tuple[str, int]:
+def site_index(counts: Mapping[str, int], flat: int) -> tuple[str, int]:
     """The ``(site, index)`` of the neuron at flat position ``flat``: the inverse of
     :func:`flat_index`.
 
@@ -280,6 +438,8 @@ def site_index(counts: Mapping[str, int], flat) -> tuple[str, int]:
         >>> site_index({"conv1": 6, "conv2": 16}, 9)
         ('conv2', 3)
     """
+    if not np.issubdtype(np.asarray(flat).dtype, np.integer):
+        raise ValueError(f"flat index must be an integer, got {flat!r}")
     flat = int(flat)
     total = sum(counts.values())
     if not 0 <= flat < total:
@@ -289,3 +449,39 @@ def site_index(counts: Mapping[str, int], flat) -> tuple[str, int]:
             return name, flat
         flat -= count
     raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- TRANSITION (remove)
+# The loose ``kind``/``reduce``/``scale`` arguments and the private helpers other modules
+# called before the one-contract refactor; removed once no module uses them.
+
+
+def _legacy(convention, legacy) -> Convention:
+    if not legacy:
+        return as_convention(convention)
+    unknown = set(legacy) - {"kind", "reduce", "scale"}
+    if unknown:
+        raise TypeError(f"unexpected arguments {sorted(unknown)}")
+    return as_convention(Convention(legacy.get("kind", "post"), legacy.get("reduce", "mean"),
+                                    legacy.get("scale")))
+
+
+def _check(kind, reduce, scale) -> None:
+    as_convention(Convention(kind, reduce, scale))
+
+
+def _check_input(x) -> None:
+    validation.images(x)
+
+
+def _trace_model(model, x, kind, reduce, scale) -> Trace:
+    return _neurons_of(model, x, Convention(kind, reduce, scale))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "kind", "reduce", "scale"))
+def _trace_jit(graphdef, state, x, *, kind, reduce, scale):
+    return neurons(graphdef, state, x, Convention(kind, reduce, scale))
+
+
+def _in_order(graphdef, kind, result: Trace) -> Trace:
+    return Trace(result.logits, in_order(result.acts, _SITE_ORDER[(graphdef, kind)]))
