@@ -1,0 +1,103 @@
+"""Atomic file writes: a file appears complete under its name, or not at all.
+
+Downloads, checkpoints and result tables are written through :func:`atomic_write`: the bytes
+go to a temporary file in the destination's own folder (so the final rename never crosses a
+file system), which is flushed to disk and then renamed over the destination with
+``os.replace``, atomic on POSIX and Windows. If anything fails before the rename (an exception
+in the caller's ``with`` block, a full disk, an interrupt), the temporary file is removed and
+an existing file at the destination is left as it was.
+
+References:
+    The POSIX ``rename`` specification (IEEE Std 1003.1, "rename": the destination names the old
+    or the new file at every moment) and Python's ``os.replace`` documentation.
+"""
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write"]
+
+_MODES = ("wb", "w")
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """Opens a new, unique ``.<name>.<random>.part`` file in ``folder`` for writing.
+
+    Created with mode 0o666 less the umask, as ``open`` would create the destination itself
+    (``tempfile.mkstemp`` makes files readable by their owner only).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = folder / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {folder / name}")
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flushes the folder entry of a renamed file to disk where the platform allows it."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return  # Windows: folders cannot be opened; NTFS journals the rename itself
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "utf-8",
+                 newline: str | None = None) -> Iterator[IO]:
+    """Opens ``path`` for writing so that it appears only once the ``with`` block succeeds.
+
+    The file object writes to a temporary file next to ``path``; leaving the block flushes it,
+    ``fsync``-s it and renames it over ``path``. An exception inside the block (or while
+    writing) removes the temporary file, leaves any existing ``path`` untouched and propagates.
+    The folder is created if needed.
+
+    Args:
+        path: the destination file.
+        mode: ``"wb"`` (bytes) or ``"w"`` (text).
+        encoding: the text encoding (text mode only).
+        newline: as for ``open`` (text mode only; ``""`` for the ``csv`` module).
+
+    Yields:
+        The open file object.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with atomic_write(folder / "hello.txt", "w") as out:
+        ...     _ = out.write("hello")
+        >>> (folder / "hello.txt").read_text(), sorted(p.name for p in folder.iterdir())
+        ('hello', ['hello.txt'])
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = _create_temporary(path.parent, path.name)
+    replaced = False
+    try:
+        text = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
+        with os.fdopen(handle, mode, **text) as out:
+            handle = None  # the file object owns (and closes) it now
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+        replaced = True
+    finally:
+        if handle is not None:
+            os.close(handle)
+        if not replaced:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+    with contextlib.suppress(OSError):  # some file systems cannot sync a folder; the file is in
+        _sync_folder(path.parent)
