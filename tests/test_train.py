@@ -1,5 +1,6 @@
-"""Training on real MNIST: accuracy, determinism, checkpoints."""
+"""Training on real MNIST: accuracy, determinism, checkpoints; prediction in fixed batches."""
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -77,14 +78,43 @@ def test_recipes_follow_the_papers():
     assert train.recipe("cifar_vgg").augment
 
 
-def test_second_training_run_does_not_recompile(mnist):
+def test_second_training_run_does_not_recompile(mnist, monkeypatch):
+    # The step, re-jitted as train.py jits it, around a counter that fails on a second trace.
     small, _ = mnist
     subset = data.Dataset(small.images[:256], small.labels[:256], small.class_names)
+    chex.clear_trace_counter()
+    counted = jax.jit(chex.assert_max_traces(train._train_step.__wrapped__, n=1),
+                      static_argnames=("graphdef", "augment"), donate_argnums=(1,))
+    monkeypatch.setattr(train, "_train_step", counted)
     train.train(models.create("deepfault_3x50_relu", seed=0), subset, epochs=1, batch_size=32)
-    compiled = train._train_step._cache_size()
     train.train(models.create("deepfault_3x50_relu", seed=1), subset, epochs=1, batch_size=32,
                 seed=3)
-    assert train._train_step._cache_size() == compiled
+
+
+def test_predict_pads_the_last_batch_and_matches_the_model():
+    model = models.create("lenet1", seed=0)
+    images = jax.random.uniform(jax.random.key(0), (7, 28, 28, 1))
+    expected = np.argmax(np.asarray(model(images)), axis=-1)
+    predicted = train.predict(model, np.asarray(images), batch_size=3)
+    assert predicted.dtype == np.int32
+    np.testing.assert_array_equal(predicted, expected)
+    np.testing.assert_array_equal(train.predict(model, images, batch_size=100), expected)
+
+
+def test_bad_arguments_are_rejected_by_name():
+    model = models.create("lenet1", seed=0)
+    images = np.zeros((4, 28, 28, 1), np.float32)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        train.predict(model, images, batch_size=0)
+    with pytest.raises(ValueError, match="images must be floating point"):
+        train.predict(model, images.astype(np.uint8))
+    with pytest.raises(ValueError, match="do not fit the model"):
+        train.predict(model, np.zeros((4, 32, 32, 3), np.float32))
+    dataset = data.Dataset(images, np.zeros(4, np.int32), tuple("0123456789"))
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        train.train(model, dataset, epochs=0, batch_size=2)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train.train(model, dataset, epochs=1, batch_size=8)
 
 
 def test_training_a_clone_leaves_the_original_intact(mnist):

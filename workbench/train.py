@@ -14,7 +14,6 @@ Adam with random flips and shifts for CIFAR-10.
 import functools
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -24,11 +23,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, serialization
+from jaxtyping import Array, ArrayLike, Int, Shaped
 
-from workbench import data, models, streaming
+from workbench import activations, data, files, models, validation
 
-__all__ = ["Recipe", "recipe", "train", "accuracy", "predict", "save", "load",
-           "load_or_train", "cache_path", "TrainResult"]
+__all__ = [
+    "Recipe",
+    "TrainResult",
+    "accuracy",
+    "cache_path",
+    "load",
+    "load_or_train",
+    "predict",
+    "recipe",
+    "save",
+    "train",
+]
 
 
 class Recipe(NamedTuple):
@@ -50,7 +60,12 @@ class TrainResult(NamedTuple):
 
 
 def recipe(name: str) -> Recipe:
-    """The training recipe of a zoo model (epochs, batch size, learning rate, augmentation)."""
+    """The training recipe of a zoo model (epochs, batch size, learning rate, augmentation).
+
+    Example:
+        >>> recipe("lenet5")
+        Recipe(epochs=10, batch_size=128, learning_rate=0.001, augment=False)
+    """
     dataset = models.dataset_of(name)
     if name.startswith("deepfault_") and dataset == "mnist":
         return Recipe(epochs=10, batch_size=32, learning_rate=1e-3, augment=False)
@@ -75,10 +90,42 @@ def _augment(key, images):
     return jax.vmap(crop)(padded, offsets)
 
 
-def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
-    """Predicted classes of ``images`` in evaluation mode, in fixed-size batches."""
-    logits = streaming.trace_batches(model, images, batch_size=batch_size).logits
-    return np.argmax(logits, axis=-1).astype(np.int32)
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _classes(graphdef, state, images) -> Int[Array, " batch"]:
+    return jnp.argmax(activations.forward(graphdef, state, images), axis=-1).astype(jnp.int32)
+
+
+def predict(model: nnx.Module, images: Shaped[ArrayLike, "batch ..."], *,
+            batch_size: int = 1000) -> Int[np.ndarray, " batch"]:
+    """Predicted classes of ``images`` in evaluation mode.
+
+    Every batch has ``batch_size`` rows (the last one zero-padded and cut back), so one
+    compilation per model structure serves every dataset.
+
+    Args:
+        model: an NNX model returning logits.
+        images: ``(n, ...)`` floating-point inputs the model takes.
+        batch_size: rows per forward pass.
+
+    Returns:
+        ``int32[n]``, the argmax of the logits.
+
+    Example:
+        >>> predict(models.create("lenet1", seed=0), np.zeros((3, 28, 28, 1), np.float32)).shape
+        (3,)
+    """
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    graphdef, state = activations.split(model)
+    activations.check_model_input((graphdef, state), images, "images")
+    size = min(batch_size, len(images))
+    parts = []
+    for start in range(0, len(images), size):
+        batch = np.asarray(images[start:start + size])
+        real = len(batch)
+        if real < size:
+            batch = np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)])
+        parts.append(_classes(graphdef, state, batch)[:real])
+    return np.concatenate([np.asarray(p) for p in parts])
 
 
 def accuracy(model: nnx.Module, dataset: data.Dataset) -> float:
@@ -130,6 +177,8 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
     """
     from tqdm.auto import tqdm
 
+    epochs = validation.positive_int(epochs, "epochs")
+    batch_size = validation.positive_int(batch_size, "batch_size")
     if len(dataset.images) < batch_size:
         raise ValueError(f"{len(dataset.images)} training examples is fewer than one batch "
                          f"of {batch_size}")
@@ -170,21 +219,14 @@ def cache_path(name: str, dataset: str, *, epochs: int, seed: int, limit: int | 
 
 
 def save(model: nnx.Module, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
-    """Writes the model's parameters (and JSON-able ``metadata``) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Writes the model's parameters (and JSON-able ``metadata``) to ``path`` atomically
+    (:func:`workbench.files.atomic_write`: a crash never leaves a truncated checkpoint)."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     params = jax.tree.map(np.asarray, params)
     payload = serialization.msgpack_serialize(
         {"params": params, "metadata": json.dumps(metadata or {})})
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with files.atomic_write(path) as out:
+        out.write(payload)
 
 
 def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
@@ -200,7 +242,7 @@ def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
     try:
         restored = serialization.msgpack_restore(path.read_bytes())
         params, metadata = restored["params"], json.loads(restored["metadata"])
-    except Exception as error:  # msgpack raises several unrelated types on bad bytes
+    except Exception as error:  # noqa: BLE001  (msgpack raises several unrelated types)
         raise ValueError(f"{path}: not a readable workbench checkpoint ({error})") from None
     state = nnx.state(model, nnx.Param)
     expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
