@@ -1,20 +1,27 @@
 """Matplotlib figures: image grids (seed / synthesised / difference) and per-layer heatmaps.
 
 Functions return a ``matplotlib.figure.Figure`` and draw into ``ax`` when given one; they never
-show or save (the notebook saves to ``figures/<notebook>/``). Images are NHWC in ``[0, 1]``,
-grey (one channel) or RGB.
+show (the notebook saves with :func:`save` to ``figures/<notebook>/``). Figures are built
+without pyplot, so no GUI backend is involved. Images are NHWC in ``[0, 1]``, grey (one
+channel) or RGB.
 """
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import SupportsFloat, SupportsInt
 
 import numpy as np
+from jaxtyping import ArrayLike, Real
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from workbench import files, validation
 
 __all__ = ["image_grid", "layer_heatmap", "save"]
 
 
-def _figure(figsize):
-    from matplotlib.figure import Figure
-
+def _figure(figsize) -> Figure:
     return Figure(figsize=figsize, layout="constrained")
 
 
@@ -28,8 +35,9 @@ def _show_image(ax, image):
     ax.set_yticks([])
 
 
-def image_grid(seeds, synthesised, *, n: int = 8, titles: Sequence[str] | None = None,
-               scale: float | None = None, figsize_per_image: float = 1.3):
+def image_grid(seeds: Real[ArrayLike, "..."], synthesised: Real[ArrayLike, "..."], *,
+               n: int = 8, titles: Sequence[object] | np.ndarray | None = None,
+               scale: SupportsFloat | None = None, figsize_per_image: float = 1.3) -> Figure:
     """Three rows of ``n`` columns: the seeds, the synthesised inputs and their difference.
 
     The difference ``synthesised - seed`` is drawn with a diverging colour map centred on 0,
@@ -38,21 +46,28 @@ def image_grid(seeds, synthesised, *, n: int = 8, titles: Sequence[str] | None =
 
     Args:
         seeds, synthesised: ``(m, h, w, c)`` arrays in ``[0, 1]``; the first ``n`` are drawn.
-        n: columns.
-        titles: a title per column (the predicted class, say).
+        n: columns (at most ``m``).
+        titles: a title per column (the predicted class, say), shown as ``str``.
         scale: the difference colour scale's half-range.
         figsize_per_image: inches per image.
 
     Returns:
-        The figure.
+        The figure: ``3 * n`` image axes (rows seed, synthesised, difference) and a colour bar.
+
+    Example:
+        >>> fig = image_grid(np.zeros((2, 4, 4, 1)), np.ones((2, 4, 4, 1)), n=2)
+        >>> len(fig.axes), fig.axes[0].get_ylabel()
+        (7, 'seed')
     """
     seeds, synthesised = np.asarray(seeds), np.asarray(synthesised)
     if seeds.shape != synthesised.shape or seeds.ndim != 4:
         raise ValueError(f"seeds and synthesised must both be (m, h, w, c), got {seeds.shape} "
                          f"and {synthesised.shape}")
-    n = min(n, len(seeds))
+    n = min(validation.positive_int(n, "n"), len(seeds))
     if n == 0:
-        raise ValueError("no images to draw")
+        raise ValueError("no images to draw: seeds is empty")
+    if titles is not None and len(titles) < n:
+        raise ValueError(f"titles must give one title per column ({n}), got {len(titles)}")
     diff = (synthesised[:n] - seeds[:n]).mean(axis=-1)
     scale = float(scale or np.abs(diff).max() or 1.0)
     fig = _figure((figsize_per_image * n + 1.0, figsize_per_image * 3))
@@ -71,9 +86,10 @@ def image_grid(seeds, synthesised, *, n: int = 8, titles: Sequence[str] | None =
     return fig
 
 
-def layer_heatmap(values: Mapping[str, np.ndarray], *, title: str = "", ax=None,
-                  cmap: str = "viridis", marked: Sequence[tuple[str, int]] = (),
-                  label: str = "", vmin: float | None = None, vmax: float | None = None):
+def layer_heatmap(values: Mapping[str, Real[ArrayLike, "..."]], *, title: str = "",
+                  ax: Axes | None = None, cmap: str = "viridis",
+                  marked: Sequence[tuple[str, SupportsInt]] = (), label: str = "",
+                  vmin: float | None = None, vmax: float | None = None) -> Figure:
     """A heatmap with one row per site (layer) and one cell per neuron: suspiciousness,
     coverage or any per-neuron value. Sites of different widths are padded with blank cells.
 
@@ -87,10 +103,16 @@ def layer_heatmap(values: Mapping[str, np.ndarray], *, title: str = "", ax=None,
         vmin, vmax: the colour range (default: the data's).
 
     Returns:
-        The figure.
+        The figure (``ax``'s own when given): the heatmap's axes, one y tick per site, and a
+        colour bar.
+
+    Example:
+        >>> fig = layer_heatmap({"fc1": np.arange(3.0), "fc2": np.ones(2)}, marked=[("fc1", 1)])
+        >>> [t.get_text() for t in fig.axes[0].get_yticklabels()], len(fig.axes[0].patches)
+        (['fc1', 'fc2'], 1)
     """
     if not values:
-        raise ValueError("no sites to draw")
+        raise ValueError("values has no sites to draw")
     names = list(values)
     rows = [np.asarray(values[n], np.float64).reshape(-1) for n in names]
     width = max(len(r) for r in rows)
@@ -101,7 +123,7 @@ def layer_heatmap(values: Mapping[str, np.ndarray], *, title: str = "", ax=None,
         fig = _figure((min(2.0 + 0.12 * width, 16.0), 0.9 + 0.35 * len(rows)))
         ax = fig.subplots()
     else:
-        fig = ax.figure
+        fig = ax.get_figure(root=True)
     masked = np.ma.masked_invalid(grid)
     im = ax.imshow(masked, aspect="auto", cmap=cmap, interpolation="nearest", vmin=vmin,
                    vmax=vmax)
@@ -111,7 +133,7 @@ def layer_heatmap(values: Mapping[str, np.ndarray], *, title: str = "", ax=None,
     row_of = {n: i for i, n in enumerate(names)}
     for site, index in marked:
         if site in row_of:
-            ax.add_patch(_rectangle(index - 0.5, row_of[site] - 0.5))
+            ax.add_patch(_rectangle(int(index) - 0.5, row_of[site] - 0.5))
     fig.colorbar(im, ax=ax, label=label)
     return fig
 
@@ -122,10 +144,13 @@ def _rectangle(x, y):
     return Rectangle((x, y), 1, 1, fill=False, edgecolor="red", linewidth=1.5)
 
 
-def save(fig, path) -> None:
-    """Saves ``fig`` (PNG by the suffix of ``path``), creating the folder."""
-    from pathlib import Path
-
+def save(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Saves ``fig`` atomically (:func:`workbench.files.atomic_write`), in the format of the
+    suffix of ``path`` (``.png``, ``.pdf``, ``.svg``), creating the folder; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    suffix = path.suffix.lstrip(".").lower()
+    if not suffix:
+        raise ValueError(f"path must end in a format suffix such as .png, got {str(path)!r}")
+    with files.atomic_write(path) as out:
+        fig.savefig(out, format=suffix, dpi=dpi)
+    return path
