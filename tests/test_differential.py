@@ -1,90 +1,19 @@
-"""DeepXplore's generator: transformations, joint objective, generation on real MNIST LeNets."""
+"""DeepXplore's generator: neuron choice, joint objective, generation on real MNIST LeNets and
+on a user's own NNX model."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
-from workbench import activations, differential as dx, models, train
+from workbench import activations, constraints, differential as dx, models, train
 
 KEY = jax.random.key(0)
 
 
-def _update(tx, g, key=KEY):
-    return np.asarray(tx.update(jnp.asarray(g), tx.init(None), key=key)[0])
-
-
-# --------------------------------------------------------------------------- transformations
-
-
-def test_normalize_by_rms_matches_numpy():
-    g = np.random.default_rng(0).normal(size=(3, 4, 5, 2)).astype(np.float32)
-    out = np.asarray(dx.normalize_by_rms().update(jnp.asarray(g), None)[0])
-    rms = np.sqrt((g ** 2).mean(axis=(1, 2, 3), keepdims=True))
-    np.testing.assert_allclose(out, g / (rms + 1e-5), rtol=1e-5)
-
-
-def test_light_is_the_same_change_everywhere():
-    g = np.random.default_rng(1).normal(size=(2, 5, 5, 1)).astype(np.float32)
-    out = _update(dx.light(), g)
-    for image, grad in zip(out, g):
-        np.testing.assert_allclose(image, np.full_like(grad, grad.mean()), rtol=1e-5)
-
-
-def test_occlusion_keeps_only_the_rectangle():
-    g = np.random.default_rng(2).normal(size=(2, 8, 8, 1)).astype(np.float32)
-    out = _update(dx.occlusion(start=(2, 3), size=(4, 2)), g)
-    expected = np.zeros_like(g)
-    expected[:, 2:6, 3:5] = g[:, 2:6, 3:5]
-    np.testing.assert_array_equal(out, expected)
-
-
-def test_occlusion_default_is_published_10x10_at_origin():
-    out = _update(dx.TRANSFORMATIONS["occlusion"](), np.ones((1, 28, 28, 1), np.float32))
-    assert out[0, :10, :10].all() and out.sum() == 100
-
-
-def test_blackout_darkens_one_patch_where_gradient_is_negative():
-    down = _update(dx.blackout(), -np.ones((4, 28, 28, 1), np.float32))
-    for image in down:
-        rows, cols = np.nonzero(image[..., 0])
-        assert len(rows) == 36 and set(np.unique(image)) == {-1.0, 0.0}
-        assert rows.max() - rows.min() == 5 and cols.max() - cols.min() == 5
-    up = _update(dx.blackout(), np.ones((4, 28, 28, 1), np.float32))
-    assert not up.any()
-
-
-def test_blackout_patch_follows_its_own_mean_gradient():
-    g = np.random.default_rng(3).normal(size=(64, 12, 12, 1)).astype(np.float32)
-    out = _update(dx.blackout(size=(3, 3)), g)
-    darkened = 0
-    for image, grad in zip(out, g):
-        rows, cols = np.nonzero(image[..., 0])
-        if len(rows):
-            darkened += 1
-            patch = grad[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-            assert patch.shape == (3, 3, 1) and patch.mean() < 0
-            assert (image[rows.min():rows.max() + 1, cols.min():cols.max() + 1] == -1).all()
-    assert 10 < darkened < 54  # about half the random patches have a negative mean
-
-
-def test_blackout_count_draws_several_patches():
-    out = _update(dx.blackout(size=(2, 2), count=5), -np.ones((1, 20, 20, 1), np.float32))
-    assert 4 * 2 <= (out == -1).sum() <= 4 * 5
-
-
-def test_user_constraint_is_cached_and_applied_per_image():
-    def top_row(gradient, key):
-        return jnp.zeros_like(gradient).at[0].set(gradient[0])
-
-    tx = dx.constraint(top_row)
-    assert dx.constraint(top_row) is tx
-    g = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
-    out = _update(tx, g)
-    np.testing.assert_array_equal(out[:, 0], g[:, 0])
-    assert not out[:, 1:].any()
+# --------------------------------------------------------------------------- neuron choice
 
 
 def test_choose_draws_only_uncovered_neurons_uniformly():
@@ -115,7 +44,7 @@ def test_joint_objective_value_matches_its_definition():
                                weight_nc=0.5)
     expected = np.zeros(3)
     for k, (net, sign) in enumerate(zip(nets, (1.0, -2.0))):
-        t = activations.trace(net, x, kind="deepxplore")
+        t = activations.trace(net, x, convention="deepxplore_raw")
         flat = np.asarray(activations.flatten(t.acts))
         logits = np.asarray(net(x))
         expected += sign * logits[np.arange(3), labels] + 0.5 * flat[np.arange(3), neurons[k]]
@@ -134,7 +63,7 @@ def test_joint_objective_gradient_matches_finite_differences():
         return dx.joint_objective(nets, x, labels, neurons, target=0, weight_diff=1.0,
                                   weight_nc=0.1).sum()
 
-    graphdefs, states = dx._split(nets)
+    graphdefs, states = zip(*(activations.split(net) for net in nets))
     weights = dx._weights(3, 0, 1.0)
     grad = np.asarray(jax.grad(
         lambda x: dx._objective(graphdefs, states, x, labels, neurons, weights, 0.1)[0].sum())(x))
@@ -176,8 +105,7 @@ def _check_findings(result, nets, seeds):
 
 
 def _numpy_coverage(net, inputs, threshold):
-    acts = activations.trace(net, jnp.asarray(inputs), kind="deepxplore", reduce="mean",
-                             scale="minmax").acts
+    acts = activations.trace(net, jnp.asarray(inputs), convention="deepxplore").acts
     return {site: (np.asarray(v) > threshold).any(axis=0) for site, v in acts.items()}
 
 
@@ -250,12 +178,15 @@ def test_host_and_device_loops_agree(trio, seeds, monkeypatch):
         np.testing.assert_allclose(host.inputs, device.inputs, atol=1e-5)
 
 
-def test_target_and_weights_do_not_recompile(trio, seeds):
+def test_target_and_weights_do_not_recompile(trio, seeds, monkeypatch):
+    chex.clear_trace_counter()
+    counted = jax.jit(chex.assert_max_traces(dx._step, n=1),
+                      static_argnames=("graphdefs", "transformation", "clip"))
+    monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
+    monkeypatch.setattr(dx, "_step_jit", counted)
     dx.generate(trio, seeds[:8], key=KEY, iterations=2, batch_size=8)
-    size = dx._step_jit._cache_size()
     dx.generate(trio, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,
                 weight_diff=2.0, weight_nc=0.0, step=1.0, threshold=0.5, target=2)
-    assert dx._step_jit._cache_size() == size
 
 
 def test_bad_input_is_rejected(trio, seeds):
@@ -273,9 +204,65 @@ def test_bad_input_is_rejected(trio, seeds):
         dx.generate(trio, seeds[:2], key=KEY, target=3)
     with pytest.raises(ValueError, match="key"):
         dx.generate(trio, seeds[:2], key=0)
-    with pytest.raises(ValueError, match="blackout|count"):
-        dx.blackout(count=0)
     nets = [_tiny(0), _tiny(1)]
     with pytest.raises(ValueError, match="neurons"):
         dx.joint_objective(nets, jnp.zeros((1, 6, 6, 1)), jnp.array([0]), jnp.array([[0], [15]]))
-    assert isinstance(dx.light(), optax.GradientTransformation)
+    with pytest.raises(ValueError, match="labels"):
+        dx.joint_objective(nets, jnp.zeros((1, 6, 6, 1)), jnp.array([3]), jnp.array([[0], [1]]))
+    with pytest.raises(ValueError, match="do not fit"):
+        dx.generate([trio[0], _tiny(0)], seeds[:2], key=KEY)
+
+
+def test_a_legacy_prng_key_and_a_transformation_object_are_accepted(trio, seeds):
+    run = dict(iterations=3, batch_size=8, threshold=0.5)
+    new = dx.generate(trio, seeds[:8], key=jax.random.key(5), **run)
+    legacy = dx.generate(trio, seeds[:8], key=jax.random.PRNGKey(5),
+                         transformation=constraints.light(), **run)
+    for field in ("inputs", "seed_index", "predictions", "iterations", "coverage_after"):
+        np.testing.assert_array_equal(getattr(new, field), getattr(legacy, field))
+
+
+# --------------------------------------------------------------------------- a user's model
+
+
+class MyNet(nnx.Module):
+    """The README's example model, without ``sites`` and without ``input_shape``."""
+
+    def __init__(self, rngs):
+        self.fc1 = nnx.Linear(784, 64, rngs=rngs)
+        self.fc2 = nnx.Linear(64, 32, rngs=rngs)
+        self.out = nnx.Linear(32, 10, rngs=rngs)
+
+    def __call__(self, x):
+        h = nnx.relu(self.fc1(x.reshape(x.shape[0], -1)))
+        self.sow(nnx.Intermediate, "fc1", h)
+        z = self.fc2(h)
+        self.sow(activations.PreActivation, "fc2", z)
+        h = nnx.relu(z)
+        self.sow(nnx.Intermediate, "fc2", h)
+        return self.out(h)
+
+
+def test_a_users_own_models_go_through_generate():
+    nets = [MyNet(nnx.Rngs(0)), MyNet(nnx.Rngs(1))]
+    assert not hasattr(nets[0], "input_shape") and not hasattr(nets[0], "sites")
+    seeds = np.asarray(jax.random.uniform(jax.random.key(2), (32, 28, 28, 1)))
+    r = dx.generate(nets, seeds, transformation="none", iterations=5, key=KEY, batch_size=8,
+                    threshold=0.5)
+    before = np.stack([np.argmax(activations.trace(net, seeds).logits, -1) for net in nets])
+    agree = np.flatnonzero(before[0] == before[1])
+    assert r.seeds_climbed == len(agree) > 0
+    np.testing.assert_array_equal(r.seed_index[r.iterations == 0],
+                                  np.flatnonzero(before[0] != before[1]))
+    assert (r.iterations > 0).any()
+    again = np.stack([np.argmax(activations.trace(net, r.inputs).logits, -1) for net in nets])
+    np.testing.assert_array_equal(again, r.predictions)
+    assert np.all(again[0] != again[1])
+    np.testing.assert_array_equal(dx.predictions(nets, r.inputs), again)
+    for net, masks in zip(nets, r.covered):
+        expected = _numpy_coverage(net, r.inputs, 0.5)
+        assert list(masks) == list(expected) == ["fc1", "fc2", "logits", "softmax"]
+        for site in masks:
+            np.testing.assert_array_equal(masks[site], expected[site])
+    value = dx.joint_objective(nets, seeds[:2], jnp.array([1, 2]), jnp.array([[0, 70], [5, 9]]))
+    assert value.shape == (2,)

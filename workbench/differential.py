@@ -7,10 +7,12 @@ For a seed on which all models agree on class ``c``, DeepXplore climbs the joint
 where ``F_k(x)[c]`` is model ``k``'s pre-softmax logit of ``c``, ``j`` the target model pushed
 away from ``c``, and ``f_{n_k}`` the (raw, spatially averaged) output of one neuron ``n_k`` of
 model ``k`` not yet covered. Each step normalises the gradient by its root mean square, keeps
-only the part a realistic transformation allows (a uniform brightness change, a rectangle, black
-patches), adds ``step`` times it and projects the image back to the valid box. A seed stops as
-soon as the models disagree; every difference-inducing input updates each model's neuron
-coverage (DeepXplore's convention: per-layer min-max scaling, channel means, ``> threshold``).
+only the part a realistic transformation allows (:mod:`workbench.constraints`: a uniform
+brightness change, a rectangle, black patches), adds ``step`` times it and projects the image
+back to the valid box. A seed stops as soon as the models disagree; every difference-inducing
+input updates each model's neuron coverage (DeepXplore's convention,
+``activations.CONVENTIONS["deepxplore"]``: per-layer min-max scaling, channel means,
+``> threshold``, counted by :func:`workbench.coverage.neuron_coverage`).
 
 Here hundreds of seeds advance together over a pool of ``batch_size`` slots, each holding one
 seed. Every iteration computes all slots' gradients at once (a batched forward and backward pass
@@ -21,18 +23,15 @@ one-seed-at-a-time order. On GPUs and TPUs the iterations run as one jitted ``la
 on the CPU each iteration is its own jitted call (XLA's CPU backend runs the loop body ~1.5x
 slower inside a ``while_loop``); both run the same step and give the same results (tested).
 
-Transformations are Optax gradient transformations (:func:`light`, :func:`occlusion`,
-:func:`blackout`), chained as ``normalize_by_rms -> constraint -> scale(step)``; write your
-own as a per-image function ``fn(gradient, key) -> gradient`` wrapped by :func:`constraint`.
-
 Where the paper and the released code (``MNIST/gen_diff.py``, ``MNIST/utils.py``) differ, we
 follow the code, and say so:
 
 - the objective uses the pre-softmax logits (the paper writes class probabilities);
 - the gradient is divided by ``sqrt(mean(g**2)) + 1e-5`` before the constraint (not in the
   paper's Algorithm 1);
-- the neuron term is the neuron's raw output (its spatial mean for conv maps), while coverage
-  is judged on min-max scaled outputs; logits and softmax outputs count as neurons;
+- the neuron term is the neuron's raw output (its spatial mean for conv maps,
+  ``CONVENTIONS["deepxplore_raw"]``), while coverage is judged on min-max scaled outputs;
+  logits and softmax outputs count as neurons;
 - the target model ``j`` is fixed per run (``-t``, default the first model);
 - seeds on which the models already disagree are not climbed but are reported (iteration 0)
   and update the coverage, as the code does.
@@ -51,202 +50,62 @@ References:
 """
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 
-from workbench import activations, coverage
+from workbench import activations, constraints, coverage, validation
 
 __all__ = [
-    "Result", "TRANSFORMATIONS", "normalize_by_rms", "constraint", "light", "occlusion",
-    "blackout", "unconstrained", "joint_objective", "generate", "predictions",
-    "deepxplore_coverage", "quantize",
+    "Result",
+    "deepxplore_coverage",
+    "generate",
+    "joint_objective",
+    "predictions",
+    "quantize",
 ]
 
-_KIND = "deepxplore"
+# The neurons DeepXplore's objective climbs (raw) and those its coverage counts (scaled).
+_RAW = activations.CONVENTIONS["deepxplore_raw"]
+_SCALED = activations.CONVENTIONS["deepxplore"]
+
+Model = Any  # a Flax NNX model (only the model layer imports Flax)
 
 
-# --------------------------------------------------------------------------- transformations
+# --------------------------------------------------------------------------- checks
 
 
-@functools.cache
-def normalize_by_rms(eps: float = 1e-5) -> optax.GradientTransformation:
-    """Divides each image's gradient by its root mean square plus ``eps``.
+def _check_models(models, x, name: str = "seeds") -> tuple[tuple, tuple, list[dict[str, int]]]:
+    """Splits two or more models that all take ``x`` and have the same number of classes.
 
-    The released DeepXplore code calls this ``normalize`` ("by its L2 norm"), but computes
-    ``g / (sqrt(mean(g ** 2)) + 1e-5)``: the RMS over the image, one image per step. Here the
-    leading axis is the batch of seeds, and each is normalised on its own.
-
-    Example:
-        >>> g = jnp.array([[[[3.0]], [[-3.0]]]])               # one 2x1x1 image
-        >>> normalize_by_rms().update(g, None)[0].ravel().round(4).tolist()
-        [1.0, -1.0]
-
-    References:
-        DeepXplore released code, ``MNIST/utils.py``: ``normalize``.
+    Returns:
+        ``(graphdefs, states, counts)``, ``counts`` per model ``{site: neurons}`` in layer
+        order under DeepXplore's convention.
     """
-
-    def update(updates, state, params=None):
-        del params
-        axes = tuple(range(1, updates.ndim))
-        rms = jnp.sqrt(jnp.mean(jnp.square(updates), axis=axes, keepdims=True))
-        return updates / (rms + eps), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
-@functools.cache
-def constraint(fn: Callable[[jax.Array, jax.Array], jax.Array]
-               ) -> optax.GradientTransformationExtraArgs:
-    """Turns a per-image constraint ``fn(gradient, key) -> gradient`` into an Optax
-    transformation over a batch of images.
-
-    ``gradient`` is one image's (normalised) gradient, ``(h, w, c)``; ``key`` a fresh random key
-    for this image and step. The transformation's ``update`` takes the batch ``(n, h, w, c)``
-    and a keyword ``key`` (Optax's extra arguments, passed through ``optax.chain``), splits it
-    per image and ``vmap``s ``fn``. Cached per ``fn``, so building it twice does not recompile
-    :func:`generate`.
-
-    Example:
-        >>> def left_half(gradient, key):
-        ...     return gradient.at[:, gradient.shape[1] // 2:].set(0.0)
-        >>> tx = constraint(left_half)
-        >>> out, _ = tx.update(jnp.ones((1, 2, 4, 1)), tx.init(None), key=jax.random.key(0))
-        >>> out[0, :, :, 0].tolist()
-        [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
-    """
-
-    def update(updates, state, params=None, *, key=None, **extra):
-        del params, extra
-        if key is None:
-            raise ValueError("a constraint's update needs key=")
-        keys = jax.random.split(key, updates.shape[0])
-        return jax.vmap(fn)(updates, keys), state
-
-    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+    given = (len(models) if isinstance(models, Sequence) and not isinstance(models, str)
+             else type(models).__name__)
+    if not isinstance(given, int) or given < 2:
+        raise ValueError(f"differential testing needs a sequence of at least two models, got "
+                         f"{given}")
+    parts = [activations.split(m) for m in models]
+    for part in parts:
+        activations.check_model_input(part, x, name)
+    shape = tuple(x.shape[1:])
+    counts = [activations.neuron_counts(m, shape, convention=_SCALED) for m in models]
+    classes = [c["logits"] for c in counts]
+    if len(set(classes)) != 1:
+        raise ValueError(f"the models must have the same classes, got {classes} logits")
+    return tuple(p[0] for p in parts), tuple(p[1] for p in parts), counts
 
 
-def _unconstrained(gradient, key):
-    del key
-    return gradient
-
-
-def _light(gradient, key):
-    del key
-    return jnp.full_like(gradient, jnp.mean(gradient))
-
-
-def _rectangle(shape, start, size):
-    """``bool[h, w, 1]``, true inside ``[start, start + size)`` (clipped to the image)."""
-    rows = jnp.arange(shape[0])[:, None, None]
-    cols = jnp.arange(shape[1])[None, :, None]
-    return ((rows >= start[0]) & (rows < start[0] + size[0])
-            & (cols >= start[1]) & (cols < start[1] + size[1]))
-
-
-def _occlusion(gradient, key, *, start, size):
-    del key
-    return jnp.where(_rectangle(gradient.shape, start, size), gradient, 0.0)
-
-
-def _blackout(gradient, key, *, size, count):
-    height, width = gradient.shape[0], gradient.shape[1]
-    high = jnp.broadcast_to(jnp.array([height - size[0] + 1, width - size[1] + 1]), (count, 2))
-    starts = jax.random.randint(key, (count, 2), 0, high)
-
-    def patch(start):
-        inside = _rectangle(gradient.shape, start, size)
-        mean = jnp.sum(jnp.where(inside, gradient, 0.0)) / (size[0] * size[1] * gradient.shape[2])
-        return inside & (mean < 0)
-
-    dark = jax.vmap(patch)(starts).any(axis=0)
-    return jnp.where(dark, -1.0, 0.0) * jnp.ones_like(gradient)
-
-
-@functools.cache
-def unconstrained() -> optax.GradientTransformationExtraArgs:
-    """No constraint: the plain (normalised) gradient."""
-    return constraint(_unconstrained)
-
-
-@functools.cache
-def light() -> optax.GradientTransformationExtraArgs:
-    """Lighting: every pixel moves by the image's mean gradient (a uniform brightness change).
-
-    Example:
-        >>> g = jnp.array([[[[1.0], [3.0]]]])
-        >>> light().update(g, None, key=jax.random.key(0))[0].ravel().tolist()
-        [2.0, 2.0]
-
-    References:
-        DeepXplore, section 6 ("lighting"); released code ``constraint_light``.
-    """
-    return constraint(_light)
-
-
-@functools.cache
-def occlusion(*, start: tuple[int, int] = (0, 0), size: tuple[int, int] = (10, 10)
-              ) -> optax.GradientTransformationExtraArgs:
-    """Occlusion by a single rectangle: only pixels inside it change.
-
-    Args:
-        start: the rectangle's top-left corner ``(row, column)``; the released MNIST code's
-            default is ``(0, 0)``.
-        size: its ``(height, width)``, default ``(10, 10)`` as released.
-
-    Example:
-        >>> out = occlusion(start=(1, 0), size=(1, 2)).update(
-        ...     jnp.ones((1, 3, 3, 1)), None, key=jax.random.key(0))[0]
-        >>> out[0, :, :, 0].astype(int).tolist()
-        [[0, 0, 0], [1, 1, 0], [0, 0, 0]]
-
-    References:
-        DeepXplore, section 6 ("occlusion by a single small rectangle"); released code
-        ``constraint_occl`` and ``gen_diff.py`` (``-sp``, ``-occl_size``).
-    """
-    start, size = _pair(start, "start"), _pair(size, "size")
-    return constraint(functools.partial(_occlusion, start=start, size=size))
-
-
-@functools.cache
-def blackout(*, size: tuple[int, int] = (6, 6), count: int = 1
-             ) -> optax.GradientTransformationExtraArgs:
-    """Black patches: ``count`` random ``size`` patches per step, each darkened by a full step
-    (gradient -1 inside it) when the mean gradient over it is negative, else left alone.
-
-    A new position is drawn for every patch, image and step, from the key :func:`generate`
-    passes. The released MNIST code uses one 6x6 patch per step.
-
-    Args:
-        size: ``(height, width)`` of a patch.
-        count: patches drawn per step.
-
-    References:
-        DeepXplore, section 6 ("occlusion by multiple tiny black rectangles"); released code
-        ``constraint_black``.
-    """
-    size = _pair(size, "size")
-    if int(count) < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    return constraint(functools.partial(_blackout, size=size, count=int(count)))
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    pair = tuple(int(v) for v in value)
-    if len(pair) != 2 or min(pair) < 0:
-        raise ValueError(f"{name} must be two non-negative integers, got {value!r}")
-    return pair
-
-
-TRANSFORMATIONS: dict[str, Callable[..., optax.GradientTransformationExtraArgs]] = {
-    "light": light, "occlusion": occlusion, "blackout": blackout, "none": unconstrained,
-}
+def _check_target(target, n_models: int) -> int:
+    target = 0 if target is None else target
+    return int(validation.choice(target, "target", range(n_models)))
 
 
 # --------------------------------------------------------------------------- objective
@@ -255,14 +114,14 @@ TRANSFORMATIONS: dict[str, Callable[..., optax.GradientTransformationExtraArgs]]
 def _forward(graphdefs, states, x):
     """Per model: logits, raw neuron values ``(n, total)`` and min-max scaled ones.
 
-    The models are merged here, inside whatever trace calls this (a scan or loop body, a
-    gradient): NNX modules cannot be mutated (``nnx.capture``) from an inner trace level.
+    Pure: the models are merged inside whatever trace calls this (a scan or loop body, a
+    gradient). Flat arrays in layer order, since a dict crossing a transformation comes back
+    sorted.
     """
     out = []
-    for model in _merge(graphdefs, states):
-        raw = activations._trace_model(model, x, _KIND, "mean", None)
-        scaled = activations._trace_model(model, x, _KIND, "mean", "minmax")
-        # Flat arrays in layer order: a dict crossing a transformation comes back sorted.
+    for graphdef, state in zip(graphdefs, states):
+        raw = activations.neurons(graphdef, state, x, _RAW)
+        scaled = activations.neurons(graphdef, state, x, _SCALED)
         out.append((raw.logits, activations.flatten(raw.acts), activations.flatten(scaled.acts)))
     return out
 
@@ -290,23 +149,23 @@ def _objective_jit(graphdefs, states, x, labels, neurons, target, weight_diff, w
     return _objective(graphdefs, states, x, labels, neurons, weights, weight_nc)[0]
 
 
-def joint_objective(models: Sequence[nnx.Module], x: Float[Array, "n h w c"],
-                    labels: Int[Array, " n"], neurons: Int[Array, "models n"], *,
+def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
+                    labels: Shaped[ArrayLike, " n"], neurons: Shaped[ArrayLike, "models n"], *,
                     target: int = 0, weight_diff: float = 1.0, weight_nc: float = 0.1
                     ) -> Float[Array, " n"]:
     """DeepXplore's joint objective for each input, as the released code computes it.
 
     ``obj = sum_{k != target} logit_k[c] - weight_diff * logit_target[c]
     + weight_nc * sum_k neuron_k``, with ``c = labels`` and ``neuron_k`` the raw output of
-    neuron ``neurons[k]`` of model ``k`` (a flat index over the sites of
-    ``activations.trace(model, x, kind="deepxplore")``: conv and pooling channels by their
-    spatial mean, dense units, logits, softmax outputs).
+    neuron ``neurons[k]`` of model ``k``: a flat index over the sites of
+    ``activations.trace(model, x, convention="deepxplore_raw")`` (conv and pooling channels by
+    their spatial mean, dense units, logits, softmax outputs).
 
     Args:
-        models: two or more models with the same input shape and classes.
+        models: two or more models that take ``x`` and have the same classes.
         x: inputs, ``(n, h, w, c)``.
-        labels: the agreed class of each input.
-        neurons: ``(models, n)`` flat neuron indices, one per model and input.
+        labels: ``int[n]``, the agreed class of each input.
+        neurons: ``int[models, n]`` flat neuron indices, one per model and input.
         target: the model pushed away from ``labels``.
         weight_diff: lambda1.
         weight_nc: lambda2.
@@ -314,22 +173,37 @@ def joint_objective(models: Sequence[nnx.Module], x: Float[Array, "n h w c"],
     Returns:
         ``(n,)`` objective values; its gradient with respect to ``x`` is what DeepXplore climbs.
 
+    Example:
+        >>> from workbench import models as zoo
+        >>> nets = [zoo.create(name, seed=0) for name in ("lenet1", "lenet4")]
+        >>> x = jnp.full((2, 28, 28, 1), 0.5)
+        >>> joint_objective(nets, x, jnp.array([3, 7]), jnp.zeros((2, 2), jnp.int32)).shape
+        (2,)
+
     References:
         DeepXplore, section 5.2, equations (2)-(3); released ``gen_diff.py`` (``before_softmax``
         outputs, ``K.mean`` of the chosen neuron's output).
     """
-    shape = _check_models(models)
-    totals = [sum(activations.neuron_counts(m, shape, kind=_KIND).values()) for m in models]
+    x = jnp.asarray(validation.images(x, "x"), jnp.float32)
+    graphdefs, states, counts = _check_models(models, x, "x")
+    classes = counts[0]["logits"]
+    labels = np.asarray(labels)
+    if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be int[{len(x)}], got {labels.dtype}{list(labels.shape)}")
+    if (labels < 0).any() or (labels >= classes).any():
+        raise ValueError(f"labels must lie in 0..{classes - 1}, got {labels.tolist()}")
+    totals = [sum(c.values()) for c in counts]
     neurons = np.asarray(neurons)
     if neurons.shape != (len(models), len(x)) or not np.issubdtype(neurons.dtype, np.integer):
         raise ValueError(f"neurons must be int[{len(models)}, {len(x)}], got {neurons.dtype}"
                          f"{list(neurons.shape)}")
     if (neurons < 0).any() or (neurons >= np.array(totals)[:, None]).any():
         raise ValueError(f"neurons out of range: the models have {totals} neurons")
-    graphdefs, states = _split(models)
-    return _objective_jit(graphdefs, states, jnp.asarray(x), jnp.asarray(labels, jnp.int32),
+    target = _check_target(target, len(models))
+    return _objective_jit(graphdefs, states, x, jnp.asarray(labels, jnp.int32),
                           jnp.asarray(neurons, jnp.int32), jnp.int32(target),
-                          jnp.float32(weight_diff), jnp.float32(weight_nc))
+                          validation.scalar(weight_diff, "weight_diff"),
+                          validation.scalar(weight_nc, "weight_nc"))
 
 
 # --------------------------------------------------------------------------- generation
@@ -354,23 +228,11 @@ class Result(NamedTuple):
     # clipped to [0, 1] and rounded to 8 bits
 
 
-def _split(models):
-    pairs = [nnx.split(m) for m in models]
-    return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-
-
-def _merge(graphdefs, states):
-    models = [nnx.merge(g, s) for g, s in zip(graphdefs, states)]
-    for model in models:
-        model.eval()
-    return models
-
-
 def _covered_by(scaled, rows, threshold):
     """Flat ``bool[total]`` of the neurons covered by ``rows`` of one model's scaled acts
-    ``(n, total)`` (already min-max scaled per layer, hence ``scaled=False``)."""
-    return coverage.neuron_coverage({"all": scaled}, threshold=threshold, scaled=False,
-                                    mask=rows)["all"]
+    ``(n, total)`` (already min-max scaled per layer, hence ``minmax_per_input=False``)."""
+    return coverage.neuron_coverage({"all": scaled}, threshold=threshold,
+                                    minmax_per_input=False, mask=rows)["all"]
 
 
 def _choose(key, covered, count):
@@ -421,16 +283,17 @@ def _setup(graphdefs, states, seeds, valid, covered, key, threshold, *, slots):
     found = valid & ~agree
     order = jnp.argsort(~agree, stable=True).astype(jnp.int32)  # agreeing seeds first
     n_agree = agree.sum(dtype=jnp.int32)
-    context = dict(seeds=seeds, preds0=preds0, order=order, n_agree=n_agree,
-                   choose_key=choose_key, step_key=step_key)
+    context = {"seeds": seeds, "preds0": preds0, "order": order, "n_agree": n_agree,
+               "choose_key": choose_key, "step_key": step_key}
 
     slot = jnp.arange(slots, dtype=jnp.int32)
     seed_id = order[jnp.minimum(slot, n - 1)]
-    pool = dict(x=seeds[seed_id], seed_id=seed_id, label=preds0[0, seed_id],
-                neurons=_draw(jax.random.fold_in(choose_key, 0), covered, slots),
-                it=jnp.zeros(slots, jnp.int32), active=slot < n_agree)
-    run = dict(next=jnp.minimum(n_agree, slots), covered=covered, out_x=seeds, out_found=found,
-               out_it=jnp.zeros(n, jnp.int32), out_preds=preds0, t=jnp.int32(0))
+    pool = {"x": seeds[seed_id], "seed_id": seed_id, "label": preds0[0, seed_id],
+            "neurons": _draw(jax.random.fold_in(choose_key, 0), covered, slots),
+            "it": jnp.zeros(slots, jnp.int32), "active": slot < n_agree}
+    run = {"next": jnp.minimum(n_agree, slots), "covered": covered, "out_x": seeds,
+           "out_found": found, "out_it": jnp.zeros(n, jnp.int32), "out_preds": preds0,
+           "t": jnp.int32(0)}
     return context, (pool, run)
 
 
@@ -441,7 +304,7 @@ def _draw(key, covered, count):
 
 
 def _optimizer(transformation, step):
-    return optax.chain(normalize_by_rms(1e-5), transformation, optax.scale(step))
+    return optax.chain(constraints.normalize_by_rms(1e-5), transformation, optax.scale(step))
 
 
 def _step(graphdefs, states, context, carry, hyper, *, transformation, clip):
@@ -458,11 +321,11 @@ def _step(graphdefs, states, context, carry, hyper, *, transformation, clip):
     where = jnp.where(hit, p["seed_id"], n)  # n: out of range, dropped
     covered = tuple(c | _covered_by(acts, hit, hyper["threshold"])
                     for c, acts in zip(r["covered"], scaled))
-    r = dict(next=r["next"], covered=covered,
-             out_x=r["out_x"].at[where].set(p["x"], mode="drop"),
-             out_found=r["out_found"].at[where].set(True, mode="drop"),
-             out_it=r["out_it"].at[where].set(p["it"], mode="drop"),
-             out_preds=r["out_preds"].at[:, where].set(preds, mode="drop"), t=r["t"] + 1)
+    r = {"next": r["next"], "covered": covered,
+         "out_x": r["out_x"].at[where].set(p["x"], mode="drop"),
+         "out_found": r["out_found"].at[where].set(True, mode="drop"),
+         "out_it": r["out_it"].at[where].set(p["it"], mode="drop"),
+         "out_preds": r["out_preds"].at[:, where].set(preds, mode="drop"), "t": r["t"] + 1}
     # Step the slots still climbing.
     climbing = active & ~hit & ~spent
     updates, opt = _optimizer(transformation, hyper["step"]).update(
@@ -478,11 +341,11 @@ def _step(graphdefs, states, context, carry, hyper, *, transformation, clip):
     refill = free & (candidate < context["n_agree"])
     new_id = context["order"][jnp.clip(candidate, 0, n - 1)]
     fresh = _draw(jax.random.fold_in(context["choose_key"], r["t"]), covered, x.shape[0])
-    p = dict(x=jnp.where(refill[:, None, None, None], context["seeds"][new_id], x),
-             seed_id=jnp.where(refill, new_id, p["seed_id"]),
-             label=jnp.where(refill, context["preds0"][0, new_id], p["label"]),
-             neurons=jnp.where(refill[None], fresh, p["neurons"]),
-             it=jnp.where(refill, 0, it), active=climbing | refill)
+    p = {"x": jnp.where(refill[:, None, None, None], context["seeds"][new_id], x),
+         "seed_id": jnp.where(refill, new_id, p["seed_id"]),
+         "label": jnp.where(refill, context["preds0"][0, new_id], p["label"]),
+         "neurons": jnp.where(refill[None], fresh, p["neurons"]),
+         "it": jnp.where(refill, 0, it), "active": climbing | refill}
     r["next"] = r["next"] + refill.sum(dtype=jnp.int32)
     return p, r, opt
 
@@ -547,10 +410,15 @@ def _host_while_loop(cond, body, carry):
 # trip per iteration costs little beside it. Not donated: the carry's outputs start as the
 # seeds themselves (jit forwards unchanged inputs), and copying costs ~1 ms beside a step.
 _step_jit = jax.jit(_step, static_argnames=("graphdefs", "transformation", "clip"))
-_climb_from_host = functools.partial(
-    _climb, while_loop=_host_while_loop,
-    keep_going=jax.jit(_keep_going, static_argnames=("smaller",)), step=_step_jit,
-    shrink=jax.jit(_shrink, static_argnames=("smaller",)))
+_keep_going_jit = jax.jit(_keep_going, static_argnames=("smaller",))
+_shrink_jit = jax.jit(_shrink, static_argnames=("smaller",))
+
+
+def _climb_from_host(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
+    """:func:`_climb` with each iteration a jitted call of :func:`_step`, driven by Python."""
+    return _climb(graphdefs, states, context, carry, hyper, transformation=transformation,
+                  clip=clip, slots=slots, while_loop=_host_while_loop,
+                  keep_going=_keep_going_jit, step=_step_jit, shrink=_shrink_jit)
 
 
 def _climber():
@@ -567,17 +435,38 @@ def _value_aux_grad(graphdefs, states, s, weights, weight_nc):
 
 @functools.partial(jax.jit, static_argnames=("graphdefs",))
 def _predict_jit(graphdefs, states, x):
-    models = _merge(graphdefs, states)
-    return jnp.stack([jnp.argmax(m(x), axis=-1) for m in models]).astype(jnp.int32)
+    # The logits of ``neurons``, not ``activations.forward``: a model written like the README's
+    # ``MyNet`` sows under its layers' names, which Flax refuses outside a capture.
+    return jnp.stack([jnp.argmax(activations.neurons(g, s, x).logits, axis=-1)
+                      for g, s in zip(graphdefs, states)]).astype(jnp.int32)
 
 
-def predictions(models: Sequence[nnx.Module], x, *, batch_size: int = 1000) -> np.ndarray:
-    """Each model's predicted class of each input: ``int32[models, n]``."""
-    graphdefs, states = _split(models)
-    x = np.asarray(x)
+def _predictions(graphdefs, states, x, batch_size):
     out = [np.asarray(_predict_jit(graphdefs, states, _pad(x[i:i + batch_size], batch_size)))
            [:, :len(x[i:i + batch_size])] for i in range(0, len(x), batch_size)]
-    return np.concatenate(out, axis=1) if out else np.zeros((len(models), 0), np.int32)
+    return np.concatenate(out, axis=1) if out else np.zeros((len(graphdefs), 0), np.int32)
+
+
+def predictions(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."], *,
+                batch_size: int = 1000) -> Int[np.ndarray, "models n"]:
+    """Each model's predicted class of each input: ``int32[models, n]``.
+
+    Example:
+        >>> from workbench import models as zoo
+        >>> nets = [zoo.create(name, seed=0) for name in ("lenet1", "lenet4")]
+        >>> predictions(nets, np.zeros((3, 28, 28, 1), np.float32)).shape
+        (2, 3)
+    """
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    x = np.asarray(validation.images(x, "x"), np.float32)
+    if isinstance(models, str) or not isinstance(models, Sequence) or not models:
+        raise ValueError(f"models must be a non-empty sequence of models, got "
+                         f"{type(models).__name__}")
+    parts = [activations.split(m) for m in models]
+    if len(x):
+        for part in parts:
+            activations.check_model_input(part, x, "x")
+    return _predictions(tuple(p[0] for p in parts), tuple(p[1] for p in parts), x, batch_size)
 
 
 def _pad(x, size):
@@ -586,7 +475,7 @@ def _pad(x, size):
     return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
 
 
-def quantize(x):
+def quantize(x: Shaped[ArrayLike, "*shape"]) -> Float[np.ndarray, "*shape"]:
     """Clips to [0, 1] and rounds to the nearest of 256 levels, as saving an 8-bit image does.
 
     Example:
@@ -596,60 +485,53 @@ def quantize(x):
     return np.round(np.clip(np.asarray(x, np.float64), 0.0, 1.0) * 255.0) / 255.0
 
 
-def _check_models(models):
-    if isinstance(models, nnx.Module) or len(models) < 2:
-        raise ValueError("differential testing needs a sequence of at least two models")
-    shapes = {tuple(getattr(m, "input_shape", ())) for m in models}
-    if len(shapes) != 1:
-        raise ValueError(f"the models take different input shapes: {sorted(shapes)}")
-    return shapes.pop()
-
-
-def _check_seeds(seeds, shape, clip):
-    seeds = np.asarray(seeds)
-    if not np.issubdtype(seeds.dtype, np.floating):
-        raise ValueError(f"seeds must be floating point images in [0, 1], got {seeds.dtype}")
-    if seeds.ndim != 4 or (shape and seeds.shape[1:] != tuple(shape)):
-        raise ValueError(f"seeds must have shape (n, {', '.join(map(str, shape))}), "
-                         f"got {seeds.shape}")
-    if len(seeds) == 0:
-        raise ValueError("no seeds")
-    if not np.isfinite(seeds).all():
-        raise ValueError("seeds contain NaN or infinity")
-    if clip and (seeds.min() < 0 or seeds.max() > 1):
+def _check_seeds(seeds, clip):
+    validation.images(seeds, "seeds")
+    if seeds.ndim != 4:
+        raise ValueError(f"seeds must be images (n, height, width, channels), got shape "
+                         f"{tuple(seeds.shape)}")
+    seeds = np.asarray(seeds, np.float32)
+    if clip and len(seeds) and (seeds.min() < 0 or seeds.max() > 1):
         raise ValueError("seeds must lie in [0, 1] (the models' input range)")
-    return seeds.astype(np.float32)
+    return seeds
 
 
-def _initial_coverage(models, covered, shape):
-    counts = [activations.neuron_counts(m, shape, kind=_KIND) for m in models]
+def _transformation(transformation):
+    """A name in ``constraints.TRANSFORMATIONS`` (its published default) or an Optax
+    transformation, as the transformation to chain."""
+    if isinstance(transformation, optax.GradientTransformation):
+        return transformation
+    if isinstance(transformation, str) and transformation in constraints.TRANSFORMATIONS:
+        return constraints.TRANSFORMATIONS[transformation]()
+    raise ValueError(f"unknown transformation {transformation!r}; choose one of "
+                     f"{tuple(constraints.TRANSFORMATIONS)} or pass an optax "
+                     "GradientTransformation")
+
+
+def _initial_coverage(counts, covered):
     if covered is None:
-        return counts, tuple(jnp.zeros(sum(c.values()), bool) for c in counts)
-    if len(covered) != len(models):
-        raise ValueError(f"coverage has {len(covered)} entries for {len(models)} models")
+        return tuple(jnp.zeros(sum(c.values()), bool) for c in counts)
+    if len(covered) != len(counts):
+        raise ValueError(f"covered has {len(covered)} entries for {len(counts)} models")
     flat = []
     for c, masks in zip(counts, covered):
-        if list(masks) != list(c) or any(np.shape(masks[k]) != (c[k],) for k in c):
-            raise ValueError(f"coverage masks must be {{site: bool[n]}} for sites {c}")
+        if not isinstance(masks, Mapping) or list(masks) != list(c) \
+                or any(np.shape(masks[k]) != (c[k],) for k in c):
+            raise ValueError(f"covered masks must be {{site: bool[n]}} for sites {c}")
         flat.append(jnp.concatenate([jnp.asarray(masks[k], bool) for k in c]))
-    return counts, tuple(flat)
+    return tuple(flat)
 
 
-def _unflatten(counts, flat):
-    flat = np.asarray(flat)
-    out, offset = {}, 0
-    for site, count in counts.items():
-        out[site] = flat[offset:offset + count]
-        offset += count
-    return out
+def _masks(counts, flat) -> dict[str, np.ndarray]:
+    return activations.unflatten(counts, np.asarray(flat))
 
 
-def generate(models: Sequence[nnx.Module], seeds, *,
+def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
              transformation: str | optax.GradientTransformation = "light",
              weight_diff: float = 1.0, weight_nc: float = 0.1, step: float = 10.0,
              iterations: int = 50, threshold: float = 0.0, target: int | None = None,
-             key, clip: bool = True, batch_size: int = 256,
-             covered: Sequence[dict] | None = None) -> Result:
+             key: ArrayLike, clip: bool = True, batch_size: int = 256,
+             covered: Sequence[Mapping[str, ArrayLike]] | None = None) -> Result:
     """Finds difference-inducing inputs from ``seeds`` by DeepXplore's joint gradient ascent.
 
     For each seed on which all models agree, climbs :func:`joint_objective` for at most
@@ -666,11 +548,11 @@ def generate(models: Sequence[nnx.Module], seeds, *,
     compiled in.
 
     Args:
-        models: two or more NNX models with the same input shape and classes.
+        models: two or more NNX models that take the seeds and have the same classes.
         seeds: images ``(n, h, w, c)`` in [0, 1].
         transformation: ``"light"``, ``"occlusion"``, ``"blackout"``, ``"none"`` (published
-            defaults), or an Optax transformation such as ``occlusion(start=(5, 5))`` or
-            ``constraint(my_fn)``.
+            defaults), or an Optax transformation such as
+            ``constraints.occlusion(start=(5, 5))`` or ``constraints.constraint(my_fn)``.
         weight_diff: lambda1, the weight of pushing the target model off the agreed class.
         weight_nc: lambda2, the weight of the uncovered neurons' outputs.
         step: the gradient ascent step ``s``.
@@ -678,7 +560,8 @@ def generate(models: Sequence[nnx.Module], seeds, *,
         threshold: the coverage threshold ``t`` (on min-max scaled outputs).
         target: the index of the model pushed away; ``None`` means the first (the code's
             default ``-t 0``).
-        key: the source of everything random (neuron choices, black patches).
+        key: the source of everything random (neuron choices, black patches), e.g.
+            ``jax.random.key(0)`` (a legacy ``jax.random.PRNGKey`` works too).
         clip: project every step back to [0, 1]; ``False`` reproduces the released code.
         batch_size: seeds advanced together.
         covered: per model ``{site: bool[neurons]}`` to continue from (``Result.covered`` of
@@ -699,37 +582,23 @@ def generate(models: Sequence[nnx.Module], seeds, *,
         Pei et al., DeepXplore, SOSP 2017, Algorithm 1 and section 6; released code
         ``MNIST/gen_diff.py``.
     """
-    shape = _check_models(models)
-    seeds = _check_seeds(seeds, shape, clip)
-    if isinstance(transformation, str):
-        if transformation not in TRANSFORMATIONS:
-            raise ValueError(f"unknown transformation {transformation!r}; choose one of "
-                             f"{sorted(TRANSFORMATIONS)} or pass an Optax transformation")
-        transformation = TRANSFORMATIONS[transformation]()
-    elif not isinstance(transformation, optax.GradientTransformation):
-        raise ValueError("transformation must be a name or an optax GradientTransformation")
-    target = 0 if target is None else int(target)
-    if not 0 <= target < len(models):
-        raise ValueError(f"target {target} is not a model index 0..{len(models) - 1}")
-    if int(iterations) < 1 or int(batch_size) < 1:
-        raise ValueError("iterations and batch_size must be positive")
-    for name, value in (("weight_diff", weight_diff), ("weight_nc", weight_nc), ("step", step),
-                        ("threshold", threshold)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-    if not isinstance(key, jax.Array) or key.shape != ():
-        raise ValueError("key must be a single JAX random key, e.g. jax.random.key(0)")
-    counts, covered = _initial_coverage(models, covered, shape)
-    before = np.array([coverage_ratio(_unflatten(c, f)) for c, f in zip(counts, covered)])
+    seeds = _check_seeds(seeds, clip)
+    graphdefs, states, counts = _check_models(models, seeds)
+    transformation = _transformation(transformation)
+    hyper = {"weight_diff": validation.scalar(weight_diff, "weight_diff"),
+             "weight_nc": validation.scalar(weight_nc, "weight_nc"),
+             "step": validation.scalar(step, "step"),
+             "iterations": jnp.int32(validation.positive_int(iterations, "iterations")),
+             "threshold": validation.scalar(threshold, "threshold"),
+             "target": jnp.int32(_check_target(target, len(models)))}
+    slots = validation.positive_int(batch_size, "batch_size")
+    key = validation.key(key)
+    covered = _initial_coverage(counts, covered)
+    before = np.array([coverage.ratio(_masks(c, f)) for c, f in zip(counts, covered)])
 
     n = len(seeds)
-    slots = int(batch_size)
     padded = -(-n // slots) * slots
     valid = np.arange(padded) < n
-    graphdefs, states = _split(models)
-    hyper = dict(weight_diff=jnp.float32(weight_diff), weight_nc=jnp.float32(weight_nc),
-                 step=jnp.float32(step), iterations=jnp.int32(iterations),
-                 threshold=jnp.float32(threshold), target=jnp.int32(target))
     context, carry = _setup(graphdefs, states, _pad(seeds, padded), valid, covered, key,
                             hyper["threshold"], slots=slots)
     _, run = _climber()(graphdefs, states, context, carry, hyper,
@@ -738,9 +607,9 @@ def generate(models: Sequence[nnx.Module], seeds, *,
     index = np.flatnonzero(found).astype(np.int32)
     inputs = np.asarray(run["out_x"])[:n][index]
     preds = np.asarray(run["out_preds"])[:, :n][:, index].astype(np.int32)
-    covered = tuple(_unflatten(c, f) for c, f in zip(counts, run["covered"]))
-    after = np.array([coverage_ratio(m) for m in covered])
-    still = predictions(models, quantize(inputs).astype(np.float32), batch_size=slots)
+    covered = tuple(_masks(c, f) for c, f in zip(counts, run["covered"]))
+    after = np.array([coverage.ratio(m) for m in covered])
+    still = _predictions(graphdefs, states, quantize(inputs).astype(np.float32), slots)
     survives = np.any(still != still[:1], axis=0) if len(index) else np.zeros(0, bool)
     return Result(inputs=inputs, seed_index=index, predictions=preds,
                   iterations=np.asarray(run["out_it"])[:n][index].astype(np.int32),
@@ -748,20 +617,18 @@ def generate(models: Sequence[nnx.Module], seeds, *,
                   seeds_climbed=int(context["n_agree"]), survives_quantisation=survives)
 
 
-def coverage_ratio(masks) -> float:
-    """The covered fraction of a model's neurons: :func:`workbench.coverage.ratio`."""
-    return coverage.ratio(masks)
-
-
 # --------------------------------------------------------------------------- comparisons
+
+_KIND = "deepxplore"  # the legacy keyword deepxplore_coverage passes (it moves to passes)
 
 
 def _nc_step(state, trace, mask, params):
-    masks = coverage.neuron_coverage(trace.acts, threshold=params, scaled=False, mask=mask)
+    masks = coverage.neuron_coverage(trace.acts, threshold=params, minmax_per_input=False,
+                                     mask=mask)
     return {site: state[site] | masks[site] for site in state}
 
 
-def deepxplore_coverage(model: nnx.Module, inputs, *, threshold: float = 0.0,
+def deepxplore_coverage(model: Model, inputs, *, threshold: float = 0.0,
                         batch_size: int = 1000) -> dict[str, np.ndarray]:
     """The neurons of ``model`` that ``inputs`` cover, by DeepXplore's convention.
 
