@@ -1,6 +1,6 @@
 """The ``workbench`` command: data, training, the demo and the reproduction pipeline.
 
-    workbench data download|check [NAME]
+    workbench data download|check [mnist|cifar10|released]
     workbench train MODEL [--dataset D] [--epochs N] [--seed S] [--limit N]
     workbench demo
     workbench reproduce [--profile quick|paper] [--only NAME]
@@ -15,13 +15,17 @@ __all__ = ["main"]
 def _data(args) -> int:
     from workbench import data
 
-    names = [args.name] if args.name else list(data.DATASETS)
+    names = [args.name] if args.name else list(data.DOWNLOADS)
     status = 0
     for name in names:
         try:
             if args.action == "download":
                 folder = data.download(name)
                 print(f"{name}: ready in {folder}")
+            elif name == "released":
+                for folder, files in data.check(name).items():
+                    print(f"released {folder}: {len(files)} files, SHA-256 as published "
+                          f"({sum(files.values())} bytes)")
             else:
                 for split, counts in data.check(name).items():
                     print(f"{name} {split}: {sum(counts.values())} examples, per class "
@@ -69,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data_parser = commands.add_parser("data", help="download or check MNIST / CIFAR-10")
+    data_parser = commands.add_parser(
+        "data", help="download or check MNIST / CIFAR-10 / the papers' released models")
     data_parser.add_argument("action", choices=("download", "check"))
-    data_parser.add_argument("name", nargs="?", choices=("mnist", "cifar10"))
+    data_parser.add_argument("name", nargs="?", choices=("mnist", "cifar10", "released"))
     data_parser.set_defaults(run=_data)
 
     train_parser = commands.add_parser("train", help="train a zoo model (cached)")

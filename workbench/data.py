@@ -6,6 +6,11 @@ then ``./data``. Below it the files live as the official archives unpack them::
     <root>/mnist/train-images-idx3-ubyte.gz     (or without .gz; t10k-*, *-labels-* likewise)
     <root>/cifar10/cifar-10-batches-bin/data_batch_1.bin ... test_batch.bin, batches.meta.txt
     <root>/cifar10/cifar-10-binary.tar.gz       (extracted on first use, safely)
+    <root>/released/deepxplore/Model1.h5, Model2.h5, Model3.h5
+    <root>/released/deepfault/mnist_test_model_<L>_<N>_<act>.json and .h5
+
+the last two being the models the DeepXplore and DeepFault authors released, as published
+(``RELEASED_FILES``, with their SHA-256).
 
 Nothing here unpickles: CIFAR-10 is read from its binary version only, whose records are
 1 label byte followed by 3,072 pixel bytes (red, green, blue planes, row-major).
@@ -27,7 +32,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "DATASETS", "load", "download", "check", "data_root"]
+from workbench import files
+
+__all__ = [
+    "DATASETS",
+    "DOWNLOADS",
+    "RELEASED_FILES",
+    "RELEASED_SOURCES",
+    "DataError",
+    "Dataset",
+    "check",
+    "data_root",
+    "download",
+    "load",
+    "released_file",
+]
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 CIFAR10_CLASSES = (
@@ -52,6 +71,7 @@ _SPLIT_COUNT = {("mnist", "train"): 60_000, ("mnist", "test"): 10_000,
                 ("cifar10", "train"): 50_000, ("cifar10", "test"): 10_000}
 
 DATASETS = ("mnist", "cifar10")
+DOWNLOADS = (*DATASETS, "released")  # what download and check take: the datasets, the models
 
 
 class DataError(ValueError):
@@ -283,48 +303,47 @@ def _sha256(path: Path) -> str:
 
 
 def _fetch(url: str, path: Path, sha256: str, *, progress: bool) -> None:
-    """Downloads ``url`` to ``path`` through a temporary file, renamed only once its SHA-256
-    matches; on any failure the temporary file is removed."""
+    """Downloads ``url`` to ``path`` atomically (:func:`workbench.files.atomic_write`), renamed
+    into place only once its SHA-256 matches; on any failure nothing is left behind."""
     from tqdm.auto import tqdm
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with files.atomic_write(path) as out, \
+                urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
+            digest = hashlib.sha256()
             with tqdm(total=total, unit="B", unit_scale=True, desc=path.name,
                       disable=not progress) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
+                    digest.update(block)
                     bar.update(len(block))
-        actual = _sha256(Path(temporary))
-        if actual != sha256:
-            raise DataError(f"{url}: SHA-256 {actual} does not match the published {sha256}; "
-                            f"nothing was saved")
-        os.replace(temporary, path)
+            if digest.hexdigest() != sha256:
+                raise DataError(f"{url}: SHA-256 {digest.hexdigest()} does not match the "
+                                f"published {sha256}; nothing was saved")
     except (urllib.error.URLError, OSError) as error:
         raise DataError(
             f"could not download {url} ({error}). You seem to be offline: fetch it by other means "
             f"and place it at {path}, or set WORKBENCH_DATA to a folder that holds it."
         ) from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def download(name: str, *, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Downloads a dataset from its official source unless its files are already there.
 
-    Every file is checked against its published SHA-256, written to a temporary file with a
+    ``"released"`` fetches the papers' released models (``RELEASED_FILES``) from the authors'
+    repositories at fixed commits into ``<root>/released/``. Every file is checked against its published SHA-256, written to a temporary file with a
     progress bar, and renamed into place only when complete.
 
     Returns:
-        The dataset's folder under the data root.
+        The dataset's (or the released models') folder under the data root.
 
     Raises:
         DataError: offline (the message names each file and where to put it) or a checksum
             mismatch; in both cases no partial file is left.
     """
+    if name == "released":
+        return _download_released(root, progress)
     _check_name(name)
     folder = data_root(root) / name
     if name == "mnist":
@@ -342,12 +361,136 @@ def download(name: str, *, root: str | os.PathLike | None = None, progress: bool
 def check(name: str, *, root: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
     """Validates both splits of a dataset by structure and returns per-split class counts.
 
+    For ``"released"``: checks every released model file against its published SHA-256 and
+    returns ``{"deepxplore": {file: bytes}, "deepfault": {...}}``.
+
     Raises:
-        DataError: as :func:`load`.
+        DataError: as :func:`load`; for ``"released"``, the missing files (with where to get
+            them and where to put them) and those whose SHA-256 differs.
     """
+    if name == "released":
+        return _check_released(root)
     result = {}
     for split in _SPLIT_PREFIX:
         dataset = load(name, split, root=root)
         counts = np.bincount(dataset.labels, minlength=10)
         result[split] = {cls: int(c) for cls, c in zip(dataset.class_names, counts)}
     return result
+
+
+# ------------------------------------------------------------------------------ released models
+# The trained MNIST models the DeepXplore and DeepFault authors published with their code, from
+# their public repositories at fixed commits (raw.githubusercontent.com serves the committed
+# files as they are), with the SHA-256 of each file as published.
+RELEASED_SOURCES = {
+    # Pei et al., DeepXplore (SOSP 2017): peikexin9/deepxplore, folder MNIST/, MIT licence.
+    "deepxplore": "https://raw.githubusercontent.com/peikexin9/deepxplore/7ab6a02/MNIST/",
+    # Eniser et al., DeepFault (FASE 2019): hfeniser/DeepFault, folder neural_networks/, GPL-3.0.
+    "deepfault": "https://raw.githubusercontent.com/hfeniser/DeepFault/7a068e7/neural_networks/",
+}
+RELEASED_FILES = {  # path under <root>/released/ -> SHA-256
+    "deepfault/mnist_test_model_3_50_leaky_relu.h5":
+        "a43972583d23e527d1bea08dff4272fde905ed059ad6b86467812880642e0cc9",
+    "deepfault/mnist_test_model_3_50_leaky_relu.json":
+        "b3c9cd2b6f62d7bf9f0201d3b82955de832cbc5a5d1d68a39d4b4b8e155cf473",
+    "deepfault/mnist_test_model_3_50_relu.h5":
+        "09a36a4bbf369cd9ce409583eaca6a891a05e08d2e0d6ef5a116a69f819beae9",
+    "deepfault/mnist_test_model_3_50_relu.json":
+        "4dbdd0c76585e99c48b4bff67a0ad67d298ecd5a0c991e4556a0fe74e5e8d0a7",
+    "deepfault/mnist_test_model_5_30_leaky_relu.h5":
+        "2814e9a6f37b96fb9e85847428170396c914ae8b61e7119bcb147a55a47d11cc",
+    "deepfault/mnist_test_model_5_30_leaky_relu.json":
+        "417b05d587632b2033b932e9faba203b5af058c9600c89c96d29522debc579cb",
+    "deepfault/mnist_test_model_5_30_relu.h5":
+        "2fd0a2a6a702faf678988b3beeac5c96c48f7199cc78a68591badd60e127af35",
+    "deepfault/mnist_test_model_5_30_relu.json":
+        "54b92234f16312666deb04373fdccaa3b9c825c5eae0e5eda6d77f00f5a84ff3",
+    "deepfault/mnist_test_model_6_25_leaky_relu.h5":
+        "036b54e944d4f23c64f9cc23b54e4c33b842760dbb211a1cbbb5bdf37e00e1d0",
+    "deepfault/mnist_test_model_6_25_leaky_relu.json":
+        "88a318477e3a896fee98a513533cbbdb3bc0ae875191cff8d6d4f6001cdd7857",
+    "deepfault/mnist_test_model_8_20_leaky_relu.h5":
+        "3ed22f6f22b53e2cf80331700ff0b6baef37889c1c4a91b3bd757e7426223180",
+    "deepfault/mnist_test_model_8_20_leaky_relu.json":
+        "e8065e805b6733ec1591e64a98657c9061d1a3322a1460ad2314995ebfc9bcdf",
+    "deepfault/mnist_test_model_8_20_relu.h5":
+        "95a7cb9653ee11cae87ba771afbecbad17c0723f57c04403e272447daf8c3b14",
+    "deepfault/mnist_test_model_8_20_relu.json":
+        "c197b6ccc4dbdfa7763eacd18babd148dc260c014414a0dfc3b33ec87597d0aa",
+    "deepxplore/Model1.h5":
+        "ad24a291b3b44942b67acedbe85bf6938917d45fda51aef9519ff5143ff08144",
+    "deepxplore/Model2.h5":
+        "e858a1f9e428162ab60584f594b76e3fc2b9853d04bccccb5f6b1332ed9f819c",
+    "deepxplore/Model3.h5":
+        "3c6f7589d67d7189faf036e8edd7af2eee5b68b0247f98a5cf766577590c32ce",
+}
+
+
+def _released_url(relative: str) -> str:
+    folder, name = relative.split("/", 1)
+    return RELEASED_SOURCES[folder] + name
+
+
+def _released_help(missing: list[str], base: Path) -> str:
+    lines = "\n".join(f"  {_released_url(r)}\n    -> {base / r}" for r in missing)
+    return (f"Run `workbench data download released` on a machine with internet, or fetch these "
+            f"files by other means and put each where the arrow points (or set WORKBENCH_DATA "
+            f"to a folder whose released/ holds them):\n{lines}")
+
+
+def released_file(relative: str, *, root: str | os.PathLike | None = None) -> Path:
+    """The path of one released model file, ``<root>/released/<relative>``, after checking it
+    against its published SHA-256 (``RELEASED_FILES``).
+
+    Raises:
+        DataError: the file is missing (the message says where to get it and where to put it)
+            or is not the published file.
+    """
+    if relative not in RELEASED_FILES:
+        raise ValueError(f"unknown released file {relative!r}; choose one of "
+                         f"{', '.join(RELEASED_FILES)}")
+    base = data_root(root) / "released"
+    path = base / relative
+    if not path.is_file():
+        raise DataError(f"missing {path}. {_released_help([relative], base)}")
+    actual = _sha256(path)
+    if actual != RELEASED_FILES[relative]:
+        raise DataError(f"{path}: SHA-256 {actual} is not that of the published file "
+                        f"({RELEASED_FILES[relative]}): truncated, corrupt or another file. "
+                        f"Delete it and run `workbench data download released`.")
+    return path
+
+
+def _download_released(root, progress: bool) -> Path:
+    base = data_root(root) / "released"
+    missing = [r for r in RELEASED_FILES if not (base / r).is_file()]
+    for index, relative in enumerate(missing):
+        try:
+            _fetch(_released_url(relative), base / relative, RELEASED_FILES[relative],
+                   progress=progress)
+        except DataError as error:
+            raise DataError(f"{error}\n{_released_help(missing[index:], base)}") from None
+    return base
+
+
+def _check_released(root) -> dict[str, dict[str, int]]:
+    base = data_root(root) / "released"
+    missing, wrong, sizes = [], [], {}
+    for relative, digest in RELEASED_FILES.items():
+        path = base / relative
+        if not path.is_file():
+            missing.append(relative)
+        elif _sha256(path) != digest:
+            wrong.append(str(path))
+        else:
+            folder, name = relative.split("/", 1)
+            sizes.setdefault(folder, {})[name] = path.stat().st_size
+    problems = []
+    if wrong:
+        problems.append(f"not the published files (SHA-256 differs: truncated, corrupt or "
+                        f"others; delete them and download again): {', '.join(wrong)}")
+    if missing:
+        problems.append(f"{len(missing)} files missing. {_released_help(missing, base)}")
+    if problems:
+        raise DataError("released models: " + "\n".join(problems))
+    return sizes

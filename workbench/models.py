@@ -26,21 +26,49 @@ Zoo (``names()``):
 """
 
 import functools
+import os
 
 import jax
-import jax.numpy as jnp  # noqa: F401  (used by the doctests)
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from workbench import keras
 from workbench.activations import Pooling, PreActivation
 
-__all__ = ["Sequential", "create", "names", "spec", "dataset_of"]
+__all__ = [
+    "Sequential",
+    "create",
+    "dataset_of",
+    "from_keras",
+    "names",
+    "released",
+    "released_names",
+    "spec",
+    "to_keras",
+]
 
 
 def _leaky_relu(x):
     return jax.nn.leaky_relu(x, negative_slope=0.01)
 
 
-_ACTIVATIONS = {"relu": jax.nn.relu, "leaky": _leaky_relu}
+_ACTIVATIONS = {"relu": jax.nn.relu, "leaky": _leaky_relu, "linear": lambda x: x,
+                "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
+
+
+def _check_activation(spec) -> None:
+    if spec in _ACTIVATIONS or (isinstance(spec, tuple) and len(spec) == 2
+                                and spec[0] == "leaky" and isinstance(spec[1], float)):
+        return
+    raise ValueError(f"unknown activation {spec!r}; choose one of {tuple(_ACTIVATIONS)} or "
+                     f"('leaky', alpha)")
+
+
+def _activate(spec, z):
+    if isinstance(spec, tuple):  # ("leaky", alpha)
+        return jax.nn.leaky_relu(z, negative_slope=spec[1])
+    return _ACTIVATIONS[spec](z)
 
 
 def _sow(module: nnx.Module, kind, name: str, value) -> None:
@@ -70,7 +98,11 @@ class Sequential(nnx.Module):
     ``("conv", filters, kernel, padding)``, ``("pool",)`` (2x2 max), ``("gap",)`` (global
     average pooling), ``("dropout", rate)``, ``("dense", units)``; the last dense layer is the
     logit layer and is not sown. Hidden layers use ``activation`` (``"relu"`` or ``"leaky"``),
-    conv and dense layers can be told ``dense_activation`` separately.
+    conv and dense layers can be told ``dense_activation`` separately. A conv or hidden dense
+    layer may name its own activation last, ``("conv", filters, kernel, padding, act)`` or
+    ``("dense", units, act)``, with ``act`` one of ``"relu"``, ``"leaky"`` (slope 0.01),
+    ``"linear"``, ``"tanh"``, ``"sigmoid"`` or ``("leaky", slope)`` (what
+    :func:`from_keras` builds).
 
     Args:
         plan: the layers, in order.
@@ -88,7 +120,7 @@ class Sequential(nnx.Module):
         self.input_shape = tuple(input_shape)
         self.activation = activation
         self.dense_activation = dense_activation or activation
-        names, sites, counter = [], [], {}
+        names, sites, counter, acts = [], [], {}, []
         height, width, channels = input_shape
         features = None
         dense_layers = [i for i, layer in enumerate(self.plan) if layer[0] == "dense"]
@@ -101,8 +133,10 @@ class Sequential(nnx.Module):
             if op == "dense" and i == dense_layers[-1]:
                 name = "logits"
             names.append(name)
+            acts.append(None)
             if op == "conv":
-                _, filters, kernel, padding = layer
+                _, filters, kernel, padding = layer[:4]
+                acts[-1] = layer[4] if len(layer) > 4 else self.activation
                 setattr(self, name, nnx.Conv(channels, filters, (kernel, kernel),
                                              padding=padding, rngs=rngs))
                 if padding == "VALID":
@@ -124,16 +158,19 @@ class Sequential(nnx.Module):
                 features = layer[1]
                 if name != "logits":
                     sites.append(name)
+                    acts[-1] = layer[2] if len(layer) > 2 else self.dense_activation
             else:
                 raise ValueError(f"unknown layer {op!r}")
+        for spec in acts:
+            if spec is not None:
+                _check_activation(spec)
         self.names = tuple(names)
         self.sites = tuple(sites)
+        self.layer_activations = tuple(acts)  # per layer: its nonlinearity, None for others
 
     def __call__(self, x):
-        conv_act = _ACTIVATIONS[self.activation]
-        dense_act = _ACTIVATIONS[self.dense_activation]
         h = x
-        for layer, name in zip(self.plan, self.names):
+        for layer, name, act in zip(self.plan, self.names, self.layer_activations):
             op = layer[0]
             if op in ("conv", "dense"):
                 if op == "dense" and h.ndim > 2:
@@ -142,7 +179,7 @@ class Sequential(nnx.Module):
                 if name == "logits":
                     return z
                 _sow(self, PreActivation, name, z)
-                h = (conv_act if op == "conv" else dense_act)(z)
+                h = _activate(act, z)
                 _sow(self, nnx.Intermediate, name, h)
             elif op == "pool":
                 h = _max_pool_2x2(h)
@@ -164,38 +201,38 @@ def _same(filters, kernel=5):
 
 
 _SPECS: dict[str, tuple[str, dict]] = {
-    "lenet1": ("mnist", dict(plan=(_same(4), ("pool",), _same(12), ("pool",), ("dense", 10)))),
-    "lenet4": ("mnist", dict(plan=(_same(6), ("pool",), _same(16), ("pool",), ("dense", 84),
-                                   ("dense", 10)))),
-    "lenet5": ("mnist", dict(plan=(_same(6), ("pool",), _same(16), ("pool",), ("dense", 120),
-                                   ("dense", 84), ("dense", 10)))),
+    "lenet1": ("mnist", {"plan": (_same(4), ("pool",), _same(12), ("pool",), ("dense", 10))}),
+    "lenet4": ("mnist", {"plan": (_same(6), ("pool",), _same(16), ("pool",), ("dense", 84),
+                                   ("dense", 10))}),
+    "lenet5": ("mnist", {"plan": (_same(6), ("pool",), _same(16), ("pool",), ("dense", 120),
+                                   ("dense", 84), ("dense", 10))}),
 }
 for _layers, _units in ((3, 50), (5, 30), (6, 25), (8, 20)):
     for _act in ("relu", "leaky"):
-        _SPECS[f"deepfault_{_layers}x{_units}_{_act}"] = ("mnist", dict(
-            plan=tuple(("dense", _units) for _ in range(_layers)) + (("dense", 10),),
-            activation=_act, use_bias=False))
+        _SPECS[f"deepfault_{_layers}x{_units}_{_act}"] = ("mnist", {
+            "plan": tuple(("dense", _units) for _ in range(_layers)) + (("dense", 10),),
+            "activation": _act, "use_bias": False})
 
 _DEEPFAULT_TRUNK = (("conv", 32, 3, "SAME"), ("conv", 32, 3, "VALID"), ("pool",),
                     ("dropout", 0.25), ("conv", 64, 3, "SAME"), ("conv", 64, 3, "VALID"),
                     ("pool",), ("dropout", 0.25))
 for _layers, _units in ((1, 512), (2, 256), (4, 128)):
     _head = sum((((("dense", _units), ("dropout", 0.5))) for _ in range(_layers)), ())
-    _SPECS[f"deepfault_cifar_{_layers}x{_units}"] = ("cifar10", dict(
-        plan=_DEEPFAULT_TRUNK + _head + (("dense", 10),), dense_activation="leaky"))
+    _SPECS[f"deepfault_cifar_{_layers}x{_units}"] = ("cifar10", {
+        "plan": _DEEPFAULT_TRUNK + _head + (("dense", 10),), "dense_activation": "leaky"})
 
-_SPECS["cifar_lenet"] = ("cifar10", dict(plan=(
+_SPECS["cifar_lenet"] = ("cifar10", {"plan": (
     _same(32), ("pool",), _same(64), ("pool",), ("dropout", 0.25),
-    ("dense", 256), ("dropout", 0.5), ("dense", 10))))
-_SPECS["cifar_vgg"] = ("cifar10", dict(plan=(
+    ("dense", 256), ("dropout", 0.5), ("dense", 10))})
+_SPECS["cifar_vgg"] = ("cifar10", {"plan": (
     ("conv", 32, 3, "SAME"), ("conv", 32, 3, "SAME"), ("pool",), ("dropout", 0.2),
     ("conv", 64, 3, "SAME"), ("conv", 64, 3, "SAME"), ("pool",), ("dropout", 0.3),
     ("conv", 128, 3, "SAME"), ("conv", 128, 3, "SAME"), ("pool",), ("dropout", 0.4),
-    ("dense", 128), ("dropout", 0.5), ("dense", 10))))
-_SPECS["cifar_gap"] = ("cifar10", dict(plan=(
+    ("dense", 128), ("dropout", 0.5), ("dense", 10))})
+_SPECS["cifar_gap"] = ("cifar10", {"plan": (
     ("conv", 48, 3, "SAME"), ("conv", 48, 3, "SAME"), ("pool",), ("dropout", 0.2),
     ("conv", 96, 3, "SAME"), ("conv", 96, 3, "SAME"), ("pool",), ("dropout", 0.3),
-    ("conv", 192, 3, "SAME"), ("conv", 192, 1, "SAME"), ("gap",), ("dense", 10))))
+    ("conv", 192, 3, "SAME"), ("conv", 192, 1, "SAME"), ("gap",), ("dense", 10))})
 
 
 def names() -> tuple[str, ...]:
@@ -237,3 +274,186 @@ def _build(name: str, params_key: jax.Array, dropout_key: jax.Array) -> Sequenti
     shape = _MNIST if dataset == "mnist" else _CIFAR
     return Sequential(input_shape=shape, rngs=nnx.Rngs(params=params_key, dropout=dropout_key),
                       **kwargs)
+
+
+# ------------------------------------------------------------------------ Keras models
+@functools.partial(nnx.jit, static_argnums=(0, 1, 2))
+def _build_plan(plan: tuple, input_shape: tuple, use_bias: bool, key: jax.Array) -> Sequential:
+    return Sequential(plan, input_shape, use_bias=use_bias, rngs=nnx.Rngs(params=key, dropout=key))
+
+
+def _resolved(model: Sequential) -> tuple[tuple, ...]:
+    """The plan with every conv and hidden dense layer's activation written out."""
+    layers = []
+    for layer, act in zip(model.plan, model.layer_activations):
+        base = layer[:4] if layer[0] == "conv" else layer[:2] if layer[0] == "dense" else layer
+        layers.append(base if act is None else (*base, act))
+    return tuple(layers)
+
+
+def _assign(model: Sequential, arrays: list, file: str) -> None:
+    """Puts ``(keras_name, kernel, bias or None)`` into the model's conv and dense layers, in
+    order; a missing bias becomes zeros. Refuses arrays that do not fit, naming the layer."""
+    targets = [n for n, layer in zip(model.names, model.plan) if layer[0] in ("conv", "dense")]
+    if len(arrays) != len(targets):
+        raise keras.KerasError(
+            f"{file}: holds weights for {len(arrays)} layers ({', '.join(a[0] for a in arrays)})"
+            f", the model has {len(targets)} ({', '.join(targets)}): the weights belong to "
+            f"another architecture")
+    state = nnx.state(model, nnx.Param)
+    params = nnx.to_pure_dict(state)
+    for target, (source, kernel, bias) in zip(targets, arrays):
+        layer = params[target]
+        if "bias" not in layer and bias is not None and np.any(bias):
+            raise keras.KerasError(f"{file}: layer {source!r} has a bias; the model's "
+                                   f"{target} has none: the weights belong to another "
+                                   f"architecture")
+        if bias is None and "bias" in layer:
+            bias = np.zeros(layer["bias"].shape, np.float32)
+        for field, value in (("kernel", kernel), ("bias", bias)):
+            if field in layer:
+                if tuple(layer[field].shape) != value.shape:
+                    raise keras.KerasError(
+                        f"{file}: layer {source!r} holds a {field} of shape {value.shape}; the "
+                        f"model's {target} needs {tuple(layer[field].shape)}: the weights belong "
+                        f"to another architecture")
+                layer[field] = jnp.asarray(value)
+    nnx.replace_by_pure_dict(state, params)
+    nnx.update(model, state)
+
+
+def from_keras(architecture: str | os.PathLike | None, weights: str | os.PathLike, *,
+               zoo: str | None = None, input_shape: tuple[int, int, int] | None = None,
+               data_format: str | None = None) -> Sequential:
+    """A :class:`Sequential` with the weights of a Keras 2 model, read as data (no Keras).
+
+    The files are read by :mod:`workbench.keras` (its docstring lists the layers read and the
+    conventions): the model returns the logits, the last Dense layer's output before a softmax;
+    it takes NHWC images, channel-first Keras inputs included.
+
+    Args:
+        architecture: the architecture JSON (``model.to_json()``), or None for a file of
+            ``model.save()`` (it carries its architecture) or when ``zoo`` is given.
+        weights: the HDF5 file of ``model.save_weights()`` or ``model.save()``.
+        zoo: a zoo model the weights belong to (e.g. DeepXplore's weights-only files): the
+            weights are checked against it, and so is the architecture if one is given.
+        input_shape: ``(height, width, channels)`` for a model with a flat or undeclared input.
+        data_format: the layout of a 3-D input no layer declares (see :func:`keras.read`).
+
+    Returns:
+        The model, in evaluation mode.
+
+    Raises:
+        workbench.keras.KerasError: an unreadable file, an unsupported layer, or weights (or an
+            architecture) that do not fit; the message names the file and the layer.
+
+    Example:
+        >>> net = from_keras("net.json", "net.h5")  # doctest: +SKIP
+        >>> net(jnp.zeros((1, 28, 28, 1))).shape  # doctest: +SKIP
+        (1, 10)
+    """
+    if zoo is None:
+        plan = keras.read(architecture, weights, input_shape=input_shape,
+                          data_format=data_format)
+        model = _build_plan(plan.layers, plan.input_shape, plan.use_bias, jax.random.key(0))
+    else:
+        model = create(zoo)
+        stored = keras.read_weights(weights)
+        if architecture is None and stored.model_config is None:
+            arrays = [(name, values[0], values[1] if len(values) > 1 else None)
+                      for name, values in keras.weighted_layers(stored)]
+            _assign(model, arrays, str(weights))
+            model.eval()
+            return model
+        plan = keras.read(architecture, weights, input_shape=input_shape,
+                          data_format=data_format)
+        expected = (_resolved(model), tuple(model.input_shape))
+        if (tuple(tuple(layer) for layer in plan.layers), plan.input_shape) != expected:
+            raise keras.KerasError(
+                f"{architecture or weights}: the architecture {plan.layers} on "
+                f"{plan.input_shape} images is not {zoo!r}, {expected[0]} on {expected[1]}")
+    arrays = [(name, *values) for name, values in zip(plan.names, plan.weights) if values]
+    _assign(model, arrays, str(weights))
+    model.eval()
+    return model
+
+
+def to_keras(model: Sequential, weights: str | os.PathLike,
+             architecture: str | os.PathLike | None = None) -> None:
+    """Writes a :class:`Sequential` as Keras 2 files, each atomically: its weights in the
+    ``save_weights`` HDF5 layout and, if a path is given, its architecture JSON (a channel-last
+    ``Sequential`` whose last Dense layer has a softmax). :func:`from_keras` reads them back.
+    """
+    if not isinstance(model, Sequential):
+        raise ValueError(  # noqa: TRY004  (bad input is a ValueError here)
+            f"model must be a workbench Sequential, got {type(model).__name__}")
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    values = []
+    for name, layer in zip(model.names, model.plan):
+        if layer[0] in ("conv", "dense"):
+            found = params[name]
+            values.append((np.asarray(found["kernel"]),
+                           np.asarray(found["bias"]) if "bias" in found else None))
+        else:
+            values.append(())
+    plan = keras.KerasPlan(_resolved(model), tuple(model.input_shape), tuple(values),
+                           tuple(model.names), model.logits.bias is not None)
+    keras.write(plan, weights, architecture)
+
+
+# The authors' released models (``workbench data download released``): zoo name -> files under
+# <data root>/released/ (weights, architecture or None).
+_RELEASED = {
+    "lenet1": ("deepxplore/Model1.h5", None),
+    "lenet4": ("deepxplore/Model2.h5", None),
+    "lenet5": ("deepxplore/Model3.h5", None),
+}
+for _layers, _units in ((3, 50), (5, 30), (6, 25), (8, 20)):
+    for _act, _file_act in (("relu", "relu"), ("leaky", "leaky_relu")):
+        _stem = f"deepfault/mnist_test_model_{_layers}_{_units}_{_file_act}"
+        _RELEASED[f"deepfault_{_layers}x{_units}_{_act}"] = (f"{_stem}.h5", f"{_stem}.json")
+_UNPUBLISHED = ("deepfault_6x25_relu",)
+
+
+def released_names() -> tuple[str, ...]:
+    """The zoo models whose authors published trained weights (see :func:`released`)."""
+    return tuple(name for name in _RELEASED if name not in _UNPUBLISHED)
+
+
+def released(name: str, *, root: str | os.PathLike | None = None) -> Sequential:
+    """A zoo model with the weights its paper's authors published, read as data.
+
+    ``lenet1``, ``lenet4``, ``lenet5``: DeepXplore's ``MNIST/Model1.h5``-``Model3.h5`` (Pei et
+    al., SOSP 2017; Keras 2 ``save_weights``, TensorFlow backend). ``deepfault_<L>x<N>_<act>``:
+    DeepFault's ``neural_networks/mnist_test_model_<L>_<N>_<act>.json`` + ``.h5`` (Eniser et al.,
+    FASE 2019), channel-first ``1x28x28`` inputs, read as our NHWC ``28x28x1`` (one channel: the
+    same flattening order). Files are read from ``<root or $WORKBENCH_DATA>/released/`` and
+    checked against their published SHA-256 (``workbench data download released`` fetches them).
+    The model returns logits: the last Dense layer's output before the softmax.
+
+    Raises:
+        ValueError: ``name`` has no released weights; the 6x25 ReLU DeepFault model was never
+            published.
+        workbench.data.DataError: a file is missing (the message says how to get it) or is not
+            the published one.
+
+    Example:
+        >>> net = released("lenet5")  # doctest: +SKIP
+    """
+    from workbench import data
+
+    if name in _UNPUBLISHED:
+        raise ValueError(f"{name!r} has no released weights: the DeepFault authors did not publish "
+                         f"their 6x25 ReLU model (only the 6x25 LeakyReLU one). Train it with "
+                         f"train.load_or_train({name!r}), or choose one of "
+                         f"{', '.join(released_names())}")
+    if name not in _RELEASED:
+        spec(name)
+        raise ValueError(f"{name!r} has no released weights; released models: "
+                         f"{', '.join(released_names())}")
+    weights, architecture = _RELEASED[name]
+    weights_path = data.released_file(weights, root=root)
+    architecture_path = None if architecture is None else data.released_file(architecture,
+                                                                             root=root)
+    data_format = None if architecture is None else "channels_first"  # DeepFault's load_MNIST
+    return from_keras(architecture_path, weights_path, zoo=name, data_format=data_format)
