@@ -63,3 +63,16 @@ def test_bad_mode_is_rejected_before_anything_is_created(tmp_path):
             files.atomic_write(tmp_path / "sub" / "x", "ab"):
         pass
     assert names(tmp_path) == []
+
+
+def test_atomic_path_gives_writers_a_name_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "weights.h5"
+    with files.atomic_path(target) as temporary:
+        assert temporary.parent == tmp_path and temporary.name.endswith(".part")
+        temporary.write_bytes(b"weights")
+        assert not target.exists()
+    assert target.read_bytes() == b"weights" and names(tmp_path) == ["weights.h5"]
+    with pytest.raises(OSError), files.atomic_path(target) as temporary:
+        temporary.write_bytes(b"partial")
+        raise OSError("disk full")
+    assert target.read_bytes() == b"weights" and names(tmp_path) == ["weights.h5"]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_path", "atomic_write"]
 
 _MODES = ("wb", "w")
 
@@ -52,14 +52,51 @@ def _sync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file name next to ``path`` that becomes ``path`` once the block succeeds.
+
+    For writers that want a file name rather than a file object (``h5py.File``, a library's
+    ``save(filename)``); the writer must write to exactly the name given (``numpy.save``, for
+    one, appends ``.npy`` to a name without it). On leaving the block the file is ``fsync``-ed
+    and renamed over ``path``; an exception removes it, leaves any existing ``path`` untouched
+    and propagates. The folder is created if needed.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with atomic_path(folder / "x.bin") as temporary:
+        ...     _ = temporary.write_bytes(b"x")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['x.bin']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = _create_temporary(path.parent, path.name)
+    os.close(handle)
+    replaced = False
+    try:
+        yield temporary
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+        replaced = True
+    finally:
+        if not replaced:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+    with contextlib.suppress(OSError):  # some file systems cannot sync a folder; the file is in
+        _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "utf-8",
                  newline: str | None = None) -> Iterator[IO]:
     """Opens ``path`` for writing so that it appears only once the ``with`` block succeeds.
 
-    The file object writes to a temporary file next to ``path``; leaving the block flushes it,
-    ``fsync``-s it and renames it over ``path``. An exception inside the block (or while
-    writing) removes the temporary file, leaves any existing ``path`` untouched and propagates.
-    The folder is created if needed.
+    The file object writes to a temporary file next to ``path`` (:func:`atomic_path`); leaving
+    the block flushes it, ``fsync``-s it and renames it over ``path``. An exception inside the
+    block (or while writing) removes the temporary file, leaves any existing ``path`` untouched
+    and propagates. The folder is created if needed.
 
     Args:
         path: the destination file.
@@ -80,24 +117,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = _create_temporary(path.parent, path.name)
-    replaced = False
-    try:
-        text = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
-        with os.fdopen(handle, mode, **text) as out:
-            handle = None  # the file object owns (and closes) it now
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-        replaced = True
-    finally:
-        if handle is not None:
-            os.close(handle)
-        if not replaced:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temporary)
-    with contextlib.suppress(OSError):  # some file systems cannot sync a folder; the file is in
-        _sync_folder(path.parent)
+    text = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
+    with atomic_path(path) as temporary, open(temporary, mode, **text) as out:
+        yield out
