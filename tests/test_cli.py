@@ -1,0 +1,107 @@
+"""The ``workbench`` command, run as a user runs it: a subprocess of the installed script."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def workbench(*args, data_root, cache, timeout=120):
+    """Runs ``workbench ARGS`` (the venv's script, else ``python -m workbench.cli``)."""
+    script = Path(sys.executable).with_name("workbench")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "workbench.cli"]
+    env = dict(os.environ, WORKBENCH_DATA=str(data_root), WORKBENCH_CACHE=str(cache),
+               JAX_PLATFORMS="cpu")
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture()
+def empty(tmp_path):
+    """``run(*args)`` with an empty data folder and an empty model cache."""
+    (tmp_path / "data").mkdir()
+    return lambda *args: workbench(*args, data_root=tmp_path / "data",
+                                   cache=tmp_path / "models")
+
+
+def test_help_lists_the_commands(empty):
+    result = empty("--help")
+    assert result.returncode == 0
+    for command in ("data", "train", "demo", "reproduce"):
+        assert command in result.stdout
+
+
+def test_no_command_is_a_usage_error(empty):
+    result = empty()
+    assert result.returncode == 2 and "usage: workbench" in result.stderr
+
+
+def test_data_check_on_an_empty_folder_says_what_is_missing_and_how_to_get_it(empty, tmp_path):
+    result = empty("data", "check", "mnist")
+    assert result.returncode == 1
+    assert str(tmp_path / "data" / "mnist" / "train-images-idx3-ubyte") in result.stderr
+    assert "workbench data download mnist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == []  # nothing was created
+
+
+def test_data_rejects_unknown_actions_and_datasets(empty):
+    for args, wrong in ((("data", "fetch"), "fetch"), (("data", "check", "imagenet"),
+                                                       "imagenet")):
+        result = empty(*args)
+        assert result.returncode == 2 and "invalid choice" in result.stderr
+        assert repr(wrong) in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "the following arguments are required: model"),
+    (("lenet1", "--epochs", "two"), "argument --epochs: invalid int value: 'two'"),
+    (("lenet1", "--seed", "0.5"), "argument --seed: invalid int value: '0.5'"),
+    (("lenet1", "--batch", "3"), "unrecognized arguments: --batch 3"),
+])
+def test_train_argument_errors_are_usage_errors(empty, args, message):
+    result = empty("train", *args)
+    assert result.returncode == 2
+    assert "usage: workbench" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("nosuch",), "workbench: unknown model 'nosuch'; choose one of lenet1"),
+    (("lenet1", "--dataset", "cifar10"), "model 'lenet1' is built for mnist, not cifar10"),
+])
+def test_train_rejects_unknown_models_and_datasets_before_any_work(empty, tmp_path, args,
+                                                                   message):
+    result = empty("train", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.real_data
+def test_data_check_counts_the_real_mnist(data_root, tmp_path):
+    result = workbench("data", "check", "mnist", data_root=data_root, cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mnist train: 60000 examples" in result.stdout
+    assert "mnist test: 10000 examples" in result.stdout
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_train_trains_caches_and_reports(data_root, tmp_path):
+    # The smallest zoo model on 256 images for one epoch: a few seconds.
+    args = ("train", "deepfault_3x50_relu", "--epochs", "1", "--limit", "256")
+    first = workbench(*args, data_root=data_root, cache=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "deepfault_3x50_relu: test accuracy 0." in first.stdout and "(trained;" in first.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["deepfault_3x50_relu-mnist-e1-s0-n256.msgpack"]
+    again = workbench(*args, data_root=data_root, cache=tmp_path, timeout=300)
+    assert again.returncode == 0 and "(cached;" in again.stdout
+
+
+def test_module_entry_point_runs_without_the_script():
+    result = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"],
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 0 and "usage: workbench" in result.stdout
