@@ -3,7 +3,7 @@
 Run: ``WORKBENCH_DATA=... python benchmarks/bench_deepfault.py [--seeds-baseline 100]``.
 
 1. Hit spectrum of every neuron over the 60,000 MNIST training images on
-   ``deepfault_5x30_leaky``: ``spectra.model_spectrum`` (one jitted pass per batch of 1,000)
+   ``deepfault_5x30_leaky``: ``passes.model_spectrum`` (one jitted pass per batch of 1,000)
    against the released ``run.py``/``utils.construct_spectrum_matrices`` structure: layer
    outputs from a batched forward pass, then Python loops over layers, inputs and covered /
    uncovered neurons. Membership in the correctly classified inputs is tested in a set (kinder
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workbench import activations, data, spectra, suspiciousness, synthesis, train
+from workbench import activations, data, passes, suspiciousness, synthesis, train
 
 # Full-precision matmuls and convolutions, so the fast and the loop results can be compared to
 # 1e-5 on a GPU too (its default is TF32).
@@ -39,8 +39,8 @@ def loop_spectrum(model, images, labels, container=set):
     outs = {name: [] for name in activations.neuron_counts(model, (28, 28, 1))}
     for start in range(0, len(images), 1000):  # batched forward, as Keras' predict
         acts = activations.activations(model, jnp.asarray(images[start:start + 1000]))
-        for name in outs:
-            outs[name].append(np.asarray(acts[name]))
+        for name, chunks in outs.items():
+            chunks.append(np.asarray(acts[name]))
     predictions = train.predict(model, images)
     correct = container(np.flatnonzero(predictions == labels).tolist())
     result = {}
@@ -68,7 +68,7 @@ def loop_spectrum(model, images, labels, container=set):
 def loop_synthesis(model, seeds, flat_targets, step, d):
     """The released input_synthesis.py structure: per seed, per neuron gradient; per pixel."""
     def neuron(x, j):
-        return activations.flatten(activations.trace(model, x[None], kind="pre").acts)[0, j]
+        return activations.flatten(activations.trace(model, x[None], convention="pre").acts)[0, j]
 
     gradient = jax.jit(jax.grad(neuron), static_argnums=1)
     out = []
@@ -107,8 +107,8 @@ def main():
     images, labels = train_split.images, train_split.labels
     print(f"backend: {jax.default_backend()}, devices: {jax.device_count()}")
 
-    spectra.model_spectrum(model, images[:1000], labels[:1000])  # compile
-    fast, fast_s = timed(spectra.model_spectrum, model, images, labels)
+    passes.model_spectrum(model, images[:1000], labels[:1000])  # compile
+    fast, fast_s = timed(passes.model_spectrum, model, images, labels)
     slow, slow_s = timed(loop_spectrum, model, images, labels)
     for name, (cs, cf, us, uf) in slow.items():
         assert np.array_equal(np.asarray(fast.a_s[name]), cs)
@@ -119,7 +119,7 @@ def main():
           f"vectorised {fast_s:.3f} s, loop {slow_s:.2f} s, ratio {slow_s / fast_s:.0f}x")
 
     n = args.faithful
-    small, small_s = timed(spectra.model_spectrum, model, images[:n], labels[:n])
+    _, small_s = timed(passes.model_spectrum, model, images[:n], labels[:n])
     _, list_s = timed(loop_spectrum, model, images[:n], labels[:n], list)
     print(f"spectrum, {n} images, released code's list membership (quadratic in inputs): "
           f"vectorised {small_s:.3f} s, loop {list_s:.2f} s, ratio {list_s / small_s:.0f}x")
@@ -129,7 +129,7 @@ def main():
     rng = np.random.default_rng(0)
     seeds = images[rng.choice(correct, args.seeds, replace=False)]
     targets = suspiciousness.top_k(suspiciousness.dstar(fast), args.k)
-    flat = np.asarray(synthesis.target_indices(model, targets))
+    flat = np.asarray(synthesis.target_indices(model, seeds.shape[1:], targets))
     synthesis.synthesize(model, seeds, targets, step_size=1.0, d=0.1)  # compile
     out, fast_s = timed(synthesis.synthesize, model, seeds, targets, step_size=1.0, d=0.1)
     np.asarray(out.inputs)

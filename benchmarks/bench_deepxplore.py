@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workbench import activations, data, differential as dx, train
+from workbench import activations, data, differential, train
 
 N_SEEDS = 1000  # seeds for the batched generator
 N_LOOP = 60  # seeds for the per-seed loop (it is slow)
-SETTINGS = dict(weight_diff=1.0, weight_nc=0.1, step=10.0, iterations=50, threshold=0.0)
+SETTINGS = {"weight_diff": 1.0, "weight_nc": 0.1, "step": 10.0, "iterations": 50,
+            "threshold": 0.0}
 
 
 def _np_constraint(name, g, rng):
@@ -50,19 +51,31 @@ def _np_constraint(name, g, rng):
 def per_seed_loop(nets, seeds, name, clip, seed=0):
     """One seed at a time, coverage as a dict of (layer, index) -> bool per model."""
     rng = random.Random(seed)
-    graphdefs, states = dx._split(nets)
-    counts = [activations.neuron_counts(n, (28, 28, 1), kind="deepxplore") for n in nets]
+    parts = [activations.split(net) for net in nets]
+    counts = [activations.neuron_counts(n, seeds.shape[1:], convention="deepxplore") for n in nets]
     tables = [{(site, i): False for site, c in cnt.items() for i in range(c)} for cnt in counts]
     keys = [list(t) for t in tables]
-    predict = [jax.jit(lambda s, x, g=g: jnp.argmax(dx._merge((g,), (s,))[0](x), -1))
-               for g in graphdefs]
-    weights = dx._weights(len(nets), 0, SETTINGS["weight_diff"])
-    grad = jax.jit(jax.grad(lambda x, label, neurons: dx._objective(
-        graphdefs, states, x, label, neurons, weights, SETTINGS["weight_nc"])[0].sum()))
+    predict = [jax.jit(lambda s, x, g=g: jnp.argmax(activations.neurons(g, s, x).logits, -1))
+               for g, _ in parts]
+    states = [s for _, s in parts]
+    raw = activations.CONVENTIONS["deepxplore_raw"]
+    weights = [-SETTINGS["weight_diff"] if k == 0 else 1.0 for k in range(len(nets))]
+
+    def objective(x, label, neurons):
+        """The joint objective of gen_diff.py on one image (target model 0)."""
+        total = 0.0
+        for k, (g, s) in enumerate(parts):
+            t = activations.neurons(g, s, x, raw)
+            flat = activations.flatten(t.acts)
+            total = total + weights[k] * t.logits[0, label[0]] \
+                + SETTINGS["weight_nc"] * flat[0, neurons[k, 0]]
+        return total
+
+    grad = jax.jit(jax.grad(objective))
 
     def update_coverage(x):
         for net, table in zip(nets, tables):
-            acts = activations.trace(net, x, kind="deepxplore", scale="minmax").acts
+            acts = activations.trace(net, x, convention="deepxplore").acts
             for site, values in acts.items():
                 values = np.asarray(values[0])
                 for i in range(len(values)):
@@ -118,11 +131,11 @@ def main():
           f"{'found':>7}{'NC':>7}{'NC/s':>7}{'loop NC':>8}{'us/step':>9}{'loop us/step':>13}")
     for clip in (True, False):
         for name in ("light", "occlusion", "blackout"):
-            run = dict(transformation=name, key=jax.random.key(0), batch_size=256, clip=clip,
-                       **SETTINGS)
-            dx.generate(nets, seeds, **run)  # compile (the shapes of the timed call)
+            run = {"transformation": name, "key": jax.random.key(0), "batch_size": 256,
+                   "clip": clip, **SETTINGS}
+            differential.generate(nets, seeds, **run)  # compile (the shapes of the timed call)
             start = time.perf_counter()
-            r = dx.generate(nets, seeds, **run)
+            r = differential.generate(nets, seeds, **run)
             seconds = time.perf_counter() - start
             found = int((r.iterations > 0).sum())
             per_second = found / seconds

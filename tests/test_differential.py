@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from workbench import activations, constraints, differential as dx, models, train
+from workbench import activations, constraints, models, train
+from workbench import differential as dx
 
 KEY = jax.random.key(0)
 
@@ -149,7 +150,7 @@ def test_unclipped_light_is_a_uniform_shift_and_quantisation_is_counted(trio, se
 
 
 def test_generate_is_deterministic_under_key_and_continues_coverage(trio, seeds):
-    run = dict(transformation="blackout", iterations=6, batch_size=8, threshold=0.5)
+    run = {"transformation": "blackout", "iterations": 6, "batch_size": 8, "threshold": 0.5}
     a = dx.generate(trio, seeds[:24], key=jax.random.key(3), **run)
     b = dx.generate(trio, seeds[:24], key=jax.random.key(3), **run)
     for field in ("inputs", "seed_index", "predictions", "iterations"):
@@ -167,7 +168,7 @@ def test_host_and_device_loops_agree(trio, seeds, monkeypatch):
     # run the same step, so they find the same inputs. batch_size 16 over 48 seeds refills
     # slots and shrinks the pool (16 -> 4 is not taken: 4 < 8), batch 32 shrinks it to 8.
     for batch_size in (16, 32):
-        run = dict(transformation="blackout", iterations=6, batch_size=batch_size, key=KEY)
+        run = {"transformation": "blackout", "iterations": 6, "batch_size": batch_size, "key": KEY}
         monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
         host = dx.generate(trio, seeds, **run)
         monkeypatch.setattr(dx, "_climber", lambda: dx._climb_on_device)
@@ -214,7 +215,7 @@ def test_bad_input_is_rejected(trio, seeds):
 
 
 def test_a_legacy_prng_key_and_a_transformation_object_are_accepted(trio, seeds):
-    run = dict(iterations=3, batch_size=8, threshold=0.5)
+    run = {"iterations": 3, "batch_size": 8, "threshold": 0.5}
     new = dx.generate(trio, seeds[:8], key=jax.random.key(5), **run)
     legacy = dx.generate(trio, seeds[:8], key=jax.random.PRNGKey(5),
                          transformation=constraints.light(), **run)

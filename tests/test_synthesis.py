@@ -1,6 +1,7 @@
 """DeepFault synthesis: a hand-set model with a known ascent direction, the released
 algorithm's per-neuron loop as reference, the projections, and real MNIST seeds."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,11 +54,12 @@ def test_hand_set_two_neurons(normalize, expected):
     np.testing.assert_allclose(np.asarray(out.inputs).reshape(-1) - 0.3, expected, atol=1e-6)
 
 
-def released_loop(model, seeds, flat_targets, step, d, normalize_rms):
+def released_loop(model, seeds, flat_targets, step, d, normalize_rms, convention="pre"):
     """The released ``input_synthesis.py`` structure: per seed, one gradient per neuron, then
     a per-pixel loop that averages, scales, clips to [-d, d] and to [0, 1]."""
     def neuron(x, j):
-        return activations.flatten(activations.trace(model, x[None], kind="pre").acts)[0, j]
+        acts = activations.trace(model, x[None], convention=convention).acts
+        return activations.flatten(acts)[0, j]
 
     gradient = jax.jit(jax.grad(neuron), static_argnums=1)
     out = []
@@ -81,7 +83,7 @@ def test_matches_released_loop(normalize):
     net = models.create("deepfault_3x50_leaky", seed=2)
     seeds = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
     targets = [("fc1", 4), ("fc2", 10), ("fc3", 49)]
-    flat = np.asarray(synthesis.target_indices(net, targets))
+    flat = np.asarray(synthesis.target_indices(net, (28, 28, 1), targets))
     assert flat.tolist() == [4, 60, 149]
     out = synthesis.synthesize(net, seeds, targets, step_size=0.1, d=0.1, normalize=normalize)
     reference = released_loop(net, seeds, flat, 0.1, 0.1, normalize == "rms")
@@ -112,13 +114,15 @@ def test_iterative_rises_further():
     assert float(many.after.mean()) > float(one.after.mean()) > float(one.before.mean())
 
 
-def test_no_recompile_for_new_step_or_d():
+def test_no_recompile_for_new_step_or_d(monkeypatch):
+    chex.clear_trace_counter()
+    counted = jax.jit(chex.assert_max_traces(synthesis._synthesize_impl, n=1),
+                      static_argnames=("graphdef", "normalize", "n_steps", "conv"))
+    monkeypatch.setattr(synthesis, "_synthesize", counted)
     net = models.create("deepfault_3x50_relu", seed=0)
     seeds = jnp.full((2, 28, 28, 1), 0.5)
     synthesis.synthesize(net, seeds, [("fc1", 0)], step_size=1.0, d=0.1)
-    size = synthesis._synthesize._cache_size()
     synthesis.synthesize(net, seeds, [("fc1", 7)], step_size=3.0, d=0.2)
-    assert synthesis._synthesize._cache_size() == size
 
 
 def test_bad_input():
@@ -138,6 +142,24 @@ def test_bad_input():
         synthesis.synthesize(net, seeds, [("fc1", 0)], n_steps=0)
     with pytest.raises(ValueError, match="no target"):
         synthesis.synthesize(net, seeds, [])
+    with pytest.raises(ValueError, match="convention"):
+        synthesis.synthesize(net, seeds, [("fc1", 0)], convention="preactivation")
+    with pytest.raises(ValueError, match="d must be >= 0"):
+        synthesis.synthesize(net, seeds, [("fc1", 0)], d=-0.1)
+    with pytest.raises(ValueError, match="empty"):
+        synthesis.synthesize(net, seeds[:0], [("fc1", 0)])
+
+
+def test_post_activation_convention_and_target_indices():
+    net = models.create("deepfault_3x50_leaky", seed=3)
+    assert synthesis.target_indices(net, (28, 28, 1), [("fc3", 1), 7],
+                                    convention="post").tolist() == [101, 7]
+    seeds = jax.random.uniform(jax.random.key(4), (2, 28, 28, 1))
+    targets = [("fc1", 4), ("fc3", 49)]
+    out = synthesis.synthesize(net, seeds, targets, step_size=0.1, d=0.1, convention="post")
+    flat = np.asarray(synthesis.target_indices(net, (28, 28, 1), targets, convention="post"))
+    reference = released_loop(net, seeds, flat, 0.1, 0.1, False, convention="post")
+    np.testing.assert_allclose(np.asarray(out.inputs), reference, atol=1e-5)
 
 
 def test_choose_seeds():
@@ -147,6 +169,8 @@ def test_choose_seeds():
     assert sorted(drawn.tolist()) == [0, 3, 4, 6]
     again = synthesis.choose_seeds(labels, predictions, 1, 4, key=jax.random.key(0))
     assert drawn.tolist() == again.tolist()
+    legacy = synthesis.choose_seeds(labels, predictions, 1, 4, key=jax.random.PRNGKey(0))
+    assert legacy.tolist() == drawn.tolist()
     with pytest.raises(ValueError, match="only 4"):
         synthesis.choose_seeds(labels, predictions, 1, 5, key=jax.random.key(0))
 
@@ -156,25 +180,64 @@ def test_cross_entropy():
     np.testing.assert_allclose(np.asarray(loss), [np.log(2), np.log1p(np.exp(-10))], atol=1e-6)
 
 
+class MyNet(nnx.Module):
+    """The README's example model, without ``sites`` and without ``input_shape``."""
+
+    def __init__(self, rngs):
+        self.fc1 = nnx.Linear(784, 64, rngs=rngs)
+        self.fc2 = nnx.Linear(64, 32, rngs=rngs)
+        self.out = nnx.Linear(32, 10, rngs=rngs)
+
+    def __call__(self, x):
+        h = nnx.relu(self.fc1(x.reshape(x.shape[0], -1)))
+        self.sow(nnx.Intermediate, "fc1", h)
+        z = self.fc2(h)
+        self.sow(activations.PreActivation, "fc2", z)
+        h = nnx.relu(z)
+        self.sow(nnx.Intermediate, "fc2", h)
+        return self.out(h)
+
+
+@pytest.mark.parametrize("convention, targets, flat", [
+    ("pre", [("fc2", 3), ("fc2", 30)], [3, 30]),      # only fc2 sows a pre-activation
+    ("post", [("fc1", 5), ("fc2", 3)], [5, 67]),
+])
+def test_a_users_own_model_goes_through_synthesize(convention, targets, flat):
+    net = MyNet(nnx.Rngs(0))
+    assert not hasattr(net, "input_shape") and not hasattr(net, "sites")
+    seeds = jax.random.uniform(jax.random.key(5), (3, 28, 28, 1))
+    assert synthesis.target_indices(net, (28, 28, 1), targets,
+                                    convention=convention).tolist() == flat
+    out = synthesis.synthesize(net, seeds, targets, step_size=0.1, d=0.05, convention=convention)
+    reference = released_loop(net, seeds, flat, 0.1, 0.05, False, convention=convention)
+    np.testing.assert_allclose(np.asarray(out.inputs), reference, atol=1e-5)
+    assert np.abs(np.asarray(out.inputs) - np.asarray(seeds)).max() <= 0.05 + 1e-6
+    logits = activations.trace(net, out.inputs).logits
+    np.testing.assert_allclose(np.asarray(out.logits), np.asarray(logits), atol=1e-5)
+    if convention == "pre":  # linear in the input: one step raises it
+        assert (np.asarray(out.after) > np.asarray(out.before)).all()
+
+
 @pytest.mark.real_data
 @pytest.mark.filterwarnings(TRAIN_WARNING)
 def test_real_mnist_targets_rise(trained, data_root):
-    from workbench import data, spectra, suspiciousness, train
+    from workbench import data, passes, suspiciousness, train
+    from workbench.experiments import deepfault
 
     net = trained("deepfault_5x30_leaky")
     test = data.load("mnist", "test", root=data_root)
     images, labels = test.images[:2000], test.labels[:2000]
     predictions = train.predict(net, images)
-    spectrum = spectra.model_spectrum(net, images, labels, label=7)
+    spectrum = passes.model_spectrum(net, images, labels, label=7)
     targets = suspiciousness.top_k(suspiciousness.dstar(spectrum), 5)
     index = synthesis.choose_seeds(labels, predictions, 7, 20, key=jax.random.key(0))
     assert (labels[index] == 7).all() and (predictions[index] == 7).all()
     out = synthesis.synthesize(net, images[index], targets, step_size=1.0, d=0.1)
     assert float(out.after.mean()) > float(out.before.mean())
     assert float(out.linf.max()) <= 0.1 + 1e-6
-    rows = synthesis.run_grid(net, images, labels, classes=[7], measures=["dstar"],
+    rows = deepfault.run_grid(net, images, labels, classes=[7], measures=["dstar"],
                               k_values=[2], step_sizes=[1.0], d=0.1, n_seeds=5, n_random=2,
-                              key=jax.random.key(1), spectrum=spectra.model_spectrum(
+                              key=jax.random.key(1), spectrum=passes.model_spectrum(
                                   net, images, labels, by_class=True), predictions=predictions)
     assert [r["approach"] for r in rows] == ["dstar", "random", "random"]
     dstar_neurons = set(rows[0]["neurons"].split())

@@ -11,29 +11,36 @@ References:
 """
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
+from jaxtyping import ArrayLike, Float, Shaped
+
+from workbench import activations, validation
 
 __all__ = ["fgsm"]
+
+Model = Any  # a Flax NNX model (only the model layer imports Flax)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "clip"))
 def _fgsm_jit(graphdef, state, x, labels, epsilon, *, clip):
     def loss(x):
-        model = nnx.merge(graphdef, state)
-        model.eval()
-        return optax.softmax_cross_entropy_with_integer_labels(model(x), labels).sum()
+        # The logits of ``neurons``, not ``activations.forward``: a model written like the
+        # README's ``MyNet`` sows under its layers' names, which Flax refuses outside a capture.
+        logits = activations.neurons(graphdef, state, x).logits
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum()
 
     adv = x + epsilon * jnp.sign(jax.grad(loss)(x))
     return jnp.clip(adv, 0.0, 1.0) if clip else adv
 
 
-def fgsm(model: nnx.Module, x, labels, *, epsilon: float = 0.1, clip: bool = True,
-         batch_size: int = 1000) -> np.ndarray:
+def fgsm(model: Model, x: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike, " _n"], *,
+         epsilon: float = 0.1, clip: bool = True, batch_size: int = 1000
+         ) -> Float[np.ndarray, "n ..."]:
     """Fast gradient sign method: each input moved by ``epsilon`` along the sign of the input
     gradient of its cross-entropy loss.
 
@@ -62,17 +69,16 @@ def fgsm(model: nnx.Module, x, labels, *, epsilon: float = 0.1, clip: bool = Tru
     References:
         Goodfellow et al., ICLR 2015, section 4.
     """
-    x = np.asarray(x)
+    x = np.asarray(validation.images(x, "x"), np.float32)
     labels = np.asarray(labels)
-    if not np.issubdtype(x.dtype, np.floating) or x.ndim < 2:
-        raise ValueError(f"x must be a floating point batch, got {x.dtype}{list(x.shape)}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or infinity")
     if labels.shape != x.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be int[{len(x)}], got {labels.dtype}{list(labels.shape)}")
-    if not np.isfinite(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a finite non-negative number, got {epsilon}")
-    graphdef, state = nnx.split(model)
+    epsilon = validation.scalar(epsilon, "epsilon", minimum=0.0)
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    graphdef, state = activations.split(model)
+    if len(x) == 0:
+        return np.zeros_like(x, np.float32)
+    activations.check_model_input((graphdef, state), x, "x")
     out = []
     for start in range(0, len(x), batch_size):
         chunk, chunk_labels = x[start:start + batch_size], labels[start:start + batch_size]
@@ -81,6 +87,6 @@ def fgsm(model: nnx.Module, x, labels, *, epsilon: float = 0.1, clip: bool = Tru
             chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
             chunk_labels = np.concatenate([chunk_labels, np.zeros(pad, chunk_labels.dtype)])
         adv = _fgsm_jit(graphdef, state, jnp.asarray(chunk, jnp.float32),
-                        jnp.asarray(chunk_labels, jnp.int32), jnp.float32(epsilon), clip=clip)
+                        jnp.asarray(chunk_labels, jnp.int32), epsilon, clip=bool(clip))
         out.append(np.asarray(adv)[:len(adv) - pad])
-    return np.concatenate(out) if out else np.zeros_like(x, np.float32)
+    return np.concatenate(out)

@@ -30,35 +30,42 @@ with ``lax.fori_loop``. Step size and ``d`` are traced: changing them does not r
 The last two equalise the perturbation budget between suspicious and random neurons, whose
 raw gradients differ in size.
 
-Neurons are read with :func:`workbench.activations.trace`; by default the objective is the
-pre-activation value (``kind="pre"``), which is what the released code differentiates: its
-Keras models apply the nonlinearity as a separate layer, and ``layer.output`` of a weighted
-layer is pre-activation. A post-ReLU objective has no gradient where the neuron is off.
+Neurons are read with :func:`workbench.activations.neurons` under a named convention; by
+default the objective is the pre-activation value (``convention="pre"``), which is what the
+released code differentiates: its Keras models apply the nonlinearity as a separate layer, and
+``layer.output`` of a weighted layer is pre-activation. A post-ReLU objective
+(``convention="post"``) has no gradient where the neuron is off.
 
 The paper's text describes an iterative search that keeps a candidate only when the
 suspicious neurons' activations rise; the released code takes the single step above.
 """
 
 import functools
-import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 
-from workbench import activations, spectra, suspiciousness
+from workbench import activations, validation
 
-ArrayLike = Array | np.ndarray
-
-__all__ = ["Synthesis", "NORMALIZE", "synthesize", "choose_seeds", "target_indices",
-           "cross_entropy", "run_grid"]
+__all__ = [
+    "NORMALIZE",
+    "Synthesis",
+    "choose_seeds",
+    "cross_entropy",
+    "synthesize",
+    "target_indices",
+]
 
 NORMALIZE = ("none", "rms", "sign", "l2")
+
+Model = Any  # a Flax NNX model (only the model layer imports Flax)
+# The neurons to raise: (site, index) pairs or flat ints (checked by target_indices).
+Targets = Sequence[Any] | Shaped[ArrayLike, " k"]
 
 
 class Synthesis(NamedTuple):
@@ -75,13 +82,10 @@ class Synthesis(NamedTuple):
     linf: jax.Array  # shape=(n,): max |x' - x|
 
 
-def _targets(x, graphdef, state, targets, kind, reduce):
+def _targets(x, graphdef, state, targets, conv):
     """The target neurons' values and the logits for one input ``x`` (no batch axis)."""
-    model = nnx.merge(graphdef, state)
-    model.eval()
-    result = activations._trace_model(model, x[None], kind, reduce, None)
-    flat = jnp.concatenate(list(result.acts.values()), axis=-1)[0]
-    return flat[targets], result.logits[0]
+    result = activations.neurons(graphdef, state, x[None], conv)
+    return activations.flatten(result.acts)[0][targets], result.logits[0]
 
 
 def _direction(jacobian, normalize: str):
@@ -99,11 +103,10 @@ def _direction(jacobian, normalize: str):
     return direction
 
 
-def _ascend_one(seed, graphdef, state, targets, step_size, d, *, normalize, n_steps, kind,
-                reduce):
+def _ascend_one(seed, graphdef, state, targets, step_size, d, *, normalize, n_steps, conv):
     """DeepFault's projected ascent from one seed; returns the synthesised input."""
     def values(x):
-        return _targets(x, graphdef, state, targets, kind, reduce)[0]
+        return _targets(x, graphdef, state, targets, conv)[0]
 
     tx = optax.scale(step_size)
 
@@ -117,14 +120,12 @@ def _ascend_one(seed, graphdef, state, targets, step_size, d, *, normalize, n_st
     return jax.lax.fori_loop(0, n_steps, body, seed)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "normalize", "n_steps", "kind", "reduce"))
-def _synthesize(graphdef, state, seeds, targets, step_size, d, *, normalize, n_steps, kind,
-                reduce):
-    ascend = functools.partial(_ascend_one, normalize=normalize, n_steps=n_steps, kind=kind,
-                               reduce=reduce)
+def _synthesize_impl(graphdef, state, seeds, targets, step_size, d, *, normalize, n_steps,
+                     conv):
+    ascend = functools.partial(_ascend_one, normalize=normalize, n_steps=n_steps, conv=conv)
     inputs = jax.vmap(ascend, in_axes=(0, None, None, None, None, None))(
         seeds, graphdef, state, targets, step_size, d)
-    read = jax.vmap(lambda x: _targets(x, graphdef, state, targets, kind, reduce))
+    read = jax.vmap(lambda x: _targets(x, graphdef, state, targets, conv))
     before, _ = read(seeds)
     after, logits = read(inputs)
     diff = (inputs - seeds).reshape(seeds.shape[0], -1)
@@ -134,16 +135,28 @@ def _synthesize(graphdef, state, seeds, targets, step_size, d, *, normalize, n_s
                      linf=jnp.abs(diff).max(axis=1))
 
 
-def target_indices(model, targets, *, kind: str = "pre", reduce: str = "mean") -> jax.Array:
-    """Flat positions (among all neurons of ``kind``, in layer order) of ``(site, index)``
+_synthesize = jax.jit(_synthesize_impl,
+                      static_argnames=("graphdef", "normalize", "n_steps", "conv"))
+
+
+def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *,
+                   convention: "str | activations.Convention" = "pre") -> Int[Array, " k"]:
+    """Flat positions (among all neurons of ``convention``, in layer order) of ``(site, index)``
     pairs, or of already flat integer indices.
+
+    Args:
+        model: an NNX model that sows its activations.
+        input_shape: the shape of one input, ``images.shape[1:]``.
+        targets: ``(site, index)`` pairs or flat ints.
+        convention: which values are the neurons (a name in ``activations.CONVENTIONS``).
 
     Example:
         >>> from workbench import models
-        >>> target_indices(models.create("deepfault_3x50_relu"), [("fc2", 3)]).tolist()
+        >>> target_indices(models.create("deepfault_3x50_relu"), (28, 28, 1), [("fc2", 3)]).tolist()
         [53]
     """
-    counts = activations.neuron_counts(model, tuple(model.input_shape), kind=kind, reduce=reduce)
+    counts = activations.neuron_counts(model, tuple(input_shape),
+                                       convention=activations.as_convention(convention))
     total = sum(counts.values())
     if isinstance(targets, (jax.Array, np.ndarray)):
         flat = np.asarray(targets)
@@ -161,23 +174,26 @@ def target_indices(model, targets, *, kind: str = "pre", reduce: str = "mean") -
     return jnp.asarray(flat, jnp.int32)
 
 
-def synthesize(model: nnx.Module, seeds: Float[ArrayLike, "n ..."], targets, *,
+def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets, *,
                step_size: float = 1.0, d: float = 0.1, normalize: str = "none",
-               n_steps: int = 1, kind: str = "pre", reduce: str = "mean") -> Synthesis:
+               n_steps: int = 1, convention: "str | activations.Convention" = "pre"
+               ) -> Synthesis:
     """Synthesises one input per seed that raises the target neurons' activations (DeepFault).
 
     Args:
         model: a zoo model or any NNX model that sows its activations.
-        seeds: ``(n, *model.input_shape)`` inputs in ``[0, 1]``, usually correctly classified
-            (:func:`choose_seeds`).
+        seeds: ``(n, ...)`` inputs in ``[0, 1]`` that the model takes, usually correctly
+            classified (:func:`choose_seeds`).
         targets: the neurons to raise: ``(site, index)`` pairs (e.g. from
             :func:`workbench.suspiciousness.top_k`) or flat indices.
         step_size: the gradient's multiplier (DeepFault's grid: 0.01, 0.1, 1, 10).
         d: the L-infinity radius around each seed (DeepFault: 0.1 on MNIST).
         normalize: ``"none"``, ``"rms"``, ``"sign"`` or ``"l2"`` (see the module docstring).
         n_steps: projected steps; 1 is the released code's single step.
-        kind: which value is the neuron's activation: ``"pre"`` (default) or ``"post"``.
-        reduce: how a conv channel becomes a neuron (``"mean"`` as DeepFault).
+        convention: which value is the neuron's activation: ``"pre"`` (default, as the
+            released code) or ``"post"`` (a name in ``activations.CONVENTIONS`` or an
+            ``activations.Convention``; its ``reduce`` says how a conv channel becomes a
+            neuron, the spatial mean as DeepFault).
 
     Returns:
         A :class:`Synthesis`.
@@ -196,29 +212,21 @@ def synthesize(model: nnx.Module, seeds: Float[ArrayLike, "n ..."], targets, *,
         Eniser, Gerasimou and Sen, "DeepFault", FASE 2019, section 3.3 and Algorithm 1; the
         released ``input_synthesis.py``.
     """
-    if normalize not in NORMALIZE:
-        raise ValueError(f"unknown normalize {normalize!r}; choose one of {NORMALIZE}")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    if not (np.isfinite(step_size) and np.isfinite(d) and d >= 0):
-        raise ValueError(f"step_size must be finite and d finite and >= 0, got {step_size}, {d}")
-    activations._check(kind, reduce, None)
-    activations._check_input(seeds)
-    if len(seeds) == 0:
-        raise ValueError("no seeds to synthesise from")
-    shape = tuple(model.input_shape)
-    if tuple(seeds.shape[1:]) != shape:
-        raise ValueError(f"seeds must have shape (n, {', '.join(map(str, shape))}), "
-                         f"got {tuple(seeds.shape)}")
-    flat = target_indices(model, targets, kind=kind, reduce=reduce)
-    graphdef, state = nnx.split(model)
-    return _synthesize(graphdef, state, jnp.asarray(seeds, jnp.float32), flat,
-                       jnp.float32(step_size), jnp.float32(d), normalize=normalize,
-                       n_steps=n_steps, kind=kind, reduce=reduce)
+    validation.choice(normalize, "normalize", NORMALIZE)
+    n_steps = validation.positive_int(n_steps, "n_steps")
+    step_size = validation.scalar(step_size, "step_size")
+    d = validation.scalar(d, "d", minimum=0.0)
+    conv = activations.as_convention(convention)
+    graphdef, state = activations.split(model)
+    seeds = jnp.asarray(validation.images(seeds, "seeds"), jnp.float32)
+    shape = activations.check_model_input((graphdef, state), seeds, "seeds")
+    flat = target_indices(model, shape, targets, convention=conv)
+    return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,
+                       n_steps=n_steps, conv=conv)
 
 
-def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"], label: int, n: int,
-                 *, key: jax.Array) -> np.ndarray:
+def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"], label: int,
+                 n: int, *, key: ArrayLike) -> Int[np.ndarray, " n_seeds"]:
     """Indices of ``n`` inputs of true class ``label`` that the model classifies correctly,
     drawn without replacement under ``key`` (the released ``run.py`` draws 10 with Python's
     ``random.sample``).
@@ -231,6 +239,7 @@ def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"]
         ...              key=jax.random.key(0)).tolist() in ([0, 3], [3, 0])
         True
     """
+    key = validation.key(key)
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     if labels.shape != predictions.shape or labels.ndim != 1:
         raise ValueError(f"labels and predictions must be 1-D of one length, got "
@@ -242,80 +251,13 @@ def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"]
     return pool[np.asarray(jax.random.choice(key, len(pool), (n,), replace=False))]
 
 
-def cross_entropy(logits: Float[ArrayLike, "n classes"], labels: Int[ArrayLike, " n"]) -> jax.Array:
-    """Softmax cross-entropy per input (the "loss" of the model on synthesised inputs)."""
+def cross_entropy(logits: Float[ArrayLike, "n classes"], labels: Int[ArrayLike, " n"]
+                  ) -> Float[Array, " n"]:
+    """Softmax cross-entropy per input (the "loss" of the model on synthesised inputs).
+
+    Example:
+        >>> round(float(cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([1]))[0]), 4)
+        0.6931
+    """
     return optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits),
                                                            jnp.asarray(labels, jnp.int32))
-
-
-def run_grid(model, images, labels, *, classes: Sequence[int], measures: Sequence[str],
-             k_values: Sequence[int], step_sizes: Sequence[float], d: float, n_seeds: int,
-             n_random: int, key: jax.Array, normalize: str = "none", n_steps: int = 1,
-             exclude_picked: bool = True, spectrum: spectra.Spectrum | None = None,
-             predictions=None, threshold: float = 0.0, kind: str = "pre",
-             batch_size: int = 1000) -> list[dict]:
-    """DeepFault's experiment grid on one model: per class, suspicious neurons by each measure
-    and ``n_random`` random draws, for each ``k`` and step size, synthesised from the same
-    seeds.
-
-    The spectrum is per class over ``images``/``labels`` (computed in one streamed pass unless
-    given, ``by_class=True``); the seeds are ``n_seeds`` correctly classified inputs of the
-    class (fewer if the class has fewer). Random neurons exclude those any measure picked at
-    the same ``k`` when ``exclude_picked`` (the released code's variant).
-
-    Returns:
-        One dict per run: ``class``, ``approach`` (a measure or ``"random"``), ``repeat``,
-        ``k``, ``step``, ``normalize``, ``n_steps``, ``seeds``, ``accuracy`` (fraction of
-        synthesised inputs still classified as the class), ``loss`` (mean cross-entropy),
-        ``gain`` (mean rise of the targets' activations), ``l1``, ``l2``, ``linf`` (means),
-        ``seconds`` (synthesis time), ``neurons`` (the targets, as text).
-    """
-    images = np.asarray(images)
-    labels = np.asarray(labels)
-    if spectrum is None:
-        spectrum = spectra.model_spectrum(model, images, labels, by_class=True,
-                                          threshold=threshold, batch_size=batch_size)
-    if predictions is None:
-        from workbench import train
-        predictions = train.predict(model, images, batch_size=batch_size)
-    sizes = activations.neuron_counts(model, tuple(model.input_shape), kind=kind)
-    rows = []
-    for c in classes:
-        key, seed_key = jax.random.split(key)
-        available = int(((labels == c) & (predictions == c)).sum())
-        n = min(n_seeds, available)
-        if n == 0:
-            continue
-        seeds = images[choose_seeds(labels, predictions, c, n, key=seed_key)]
-        class_spectrum = spectra.for_class(spectrum, c)
-        picks = {}
-        for name in measures:
-            scores = suspiciousness.measure(name)(class_spectrum)
-            picks[name] = {k: suspiciousness.top_k(scores, k) for k in k_values}
-        for k in k_values:
-            runs = [(name, 0, picks[name][k]) for name in measures]
-            exclude = {t for name in measures for t in picks[name][k]} if exclude_picked else ()
-            for r in range(n_random):
-                key, sub = jax.random.split(key)
-                runs.append(("random", r, suspiciousness.random_neurons(
-                    sizes, k, key=sub, exclude=exclude)))
-            for approach, repeat, targets in runs:
-                for step in step_sizes:
-                    start = time.perf_counter()
-                    out = synthesize(model, seeds, targets, step_size=step, d=d,
-                                     normalize=normalize, n_steps=n_steps, kind=kind)
-                    jax.block_until_ready(out)
-                    seconds = time.perf_counter() - start
-                    true = np.full(n, c, np.int32)
-                    rows.append({
-                        "class": int(c), "approach": approach, "repeat": repeat, "k": int(k),
-                        "step": float(step), "normalize": normalize, "n_steps": n_steps,
-                        "seeds": n,
-                        "accuracy": float(np.mean(np.asarray(out.predictions) == c)),
-                        "loss": float(np.mean(cross_entropy(out.logits, true))),
-                        "gain": float(np.mean(out.after - out.before)),
-                        "l1": float(np.mean(out.l1)), "l2": float(np.mean(out.l2)),
-                        "linf": float(np.mean(out.linf)), "seconds": seconds,
-                        "neurons": " ".join(f"{s}:{i}" for s, i in targets),
-                    })
-    return rows
