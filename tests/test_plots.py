@@ -6,6 +6,7 @@ matplotlib.use("Agg")  # no display: the figures never need one, pyplot users mi
 
 import numpy as np
 import pytest
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from workbench import plots
@@ -93,3 +94,36 @@ def test_save_writes_png_and_pdf_atomically(tmp_path):
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["heat.pdf", "heat.png"]
     with pytest.raises(ValueError, match="format suffix"):
         plots.save(fig, tmp_path / "heat")
+
+
+def test_grouped_bars_clusters_by_group_and_colours_by_series():
+    rows = [{"model": "lenet1", "source": "none", "gain": 0.0, "ci": float("nan")},
+            {"model": "lenet1", "source": "deepxplore", "gain": 0.02, "ci": 0.01},
+            {"model": "lenet5", "source": "none", "gain": -0.01, "ci": None}]
+    fig = plots.grouped_bars(rows, group="model", series="source", value="gain", error="ci",
+                             ylabel="accuracy gain")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["lenet1", "lenet5"]
+    assert ax.get_ylabel() == "accuracy gain"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["none", "deepxplore"]
+    bars = ax.patches  # series by series: none (lenet1, lenet5), deepxplore (lenet1, gap)
+    heights = [b.get_height() for b in bars]
+    np.testing.assert_allclose(heights, [0.0, -0.01, 0.02, np.nan])
+    centres = [b.get_x() + b.get_width() / 2 for b in bars]
+    np.testing.assert_allclose(centres[:3], [-0.2, 0.8, 0.2])
+    bar_sets = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bar_sets) == 2 and all(c.errorbar is not None for c in bar_sets)
+    (segments,) = bar_sets[1].errorbar.lines[2]  # deepxplore's vertical error segments
+    first = segments.get_segments()[0]
+    np.testing.assert_allclose(first, [[0.2, 0.01], [0.2, 0.03]])  # 0.02 +- 0.01
+    (segments,) = bar_sets[0].errorbar.lines[2]  # none's: NaN and None draw no length
+    np.testing.assert_allclose([abs(s[1, 1] - s[0, 1]) for s in segments.get_segments()], 0)
+
+
+def test_grouped_bars_rejects_rows_without_the_keys():
+    with pytest.raises(ValueError, match="no bars"):
+        plots.grouped_bars([], group="a", series="b", value="c")
+    with pytest.raises(ValueError, match="every row needs the key 'gain'"):
+        plots.grouped_bars([{"model": "x", "source": "y"}], group="model", series="source",
+                           value="gain")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from workbench import files, validation
 
-__all__ = ["image_grid", "layer_heatmap", "save"]
+__all__ = ["grouped_bars", "image_grid", "layer_heatmap", "save"]
 
 
 def _figure(figsize) -> Figure:
@@ -135,6 +135,65 @@ def layer_heatmap(values: Mapping[str, Real[ArrayLike, "..."]], *, title: str = 
         if site in row_of:
             ax.add_patch(_rectangle(int(index) - 0.5, row_of[site] - 0.5))
     fig.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+def grouped_bars(rows: Sequence[Mapping], *, group: str, series: str, value: str,
+                 error: str | None = None, ylabel: str = "", ax: Axes | None = None) -> Figure:
+    """Bars of ``row[value]``: one cluster per ``row[group]`` on the x axis, one colour per
+    ``row[series]``, each with an error bar of ``row[error]`` (a NaN or ``None`` error draws
+    none), in order of first appearance; a missing combination leaves a gap.
+
+    For result tables such as retraining gains per model (group) and input source (series),
+    with ``error`` a confidence half-width (:func:`workbench.stats.mean_interval`) or a sample
+    standard deviation.
+
+    Args:
+        rows: one dict per bar.
+        group, series, value: the keys of the cluster, the colour and the bar height.
+        error: the key of the error bar's half-length, if any.
+        ylabel: the y axis label (default ``value``).
+        ax: draw into these axes; a new figure otherwise.
+
+    Returns:
+        The figure (``ax``'s own when given), with a legend of the series.
+
+    Example:
+        >>> rows = [{"model": m, "source": s, "gain": 0.01} for m in "ab" for s in "xyz"]
+        >>> fig = grouped_bars(rows, group="model", series="source", value="gain")
+        >>> len(fig.axes[0].patches), [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        (6, ['a', 'b'])
+    """
+    if not rows:
+        raise ValueError("rows is empty: no bars to draw")
+    for key in (group, series, value) + ((error,) if error else ()):
+        if any(key not in row for row in rows):
+            raise ValueError(f"every row needs the key {key!r}; got keys {sorted(rows[0])}")
+    groups = list(dict.fromkeys(row[group] for row in rows))
+    names = list(dict.fromkeys(row[series] for row in rows))
+    cell = {(row[group], row[series]): row for row in rows}
+    if ax is None:
+        fig = _figure((max(4.0, 1.2 * len(groups) * max(1, len(names)) / 2 + 2), 3.0))
+        ax = fig.subplots()
+    else:
+        fig = ax.get_figure(root=True)
+    width = 0.8 / len(names)
+    x = np.arange(len(groups), dtype=np.float64)
+
+    def number(r, key):
+        return np.nan if r is None or r.get(key) is None else float(r[key])
+
+    for j, name in enumerate(names):
+        members = [cell.get((g, name)) for g in groups]
+        heights = [number(r, value) for r in members]
+        errors = None if error is None else [
+            0.0 if np.isnan(number(r, error)) else number(r, error) for r in members]
+        ax.bar(x + (j - (len(names) - 1) / 2) * width, heights, width, yerr=errors,
+               label=str(name))
+    ax.set_xticks(x, [str(g) for g in groups])
+    ax.set_ylabel(ylabel or value)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.legend(fontsize=8)
     return fig
 
 
