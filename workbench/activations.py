@@ -150,7 +150,9 @@ def merge(graphdef: GraphDef, state: State) -> nnx.Module:
     """The model of :func:`split`, in evaluation mode (dropout off).
 
     Merge inside the trace that uses the model (a jit, a gradient, a loop body): NNX modules
-    cannot be mutated (``nnx.capture``) from an inner trace level.
+    cannot be mutated (``nnx.capture``) from an inner trace level. Outside a trace the merged
+    model shares its Variables (and arrays) with the one that was split: it is a view, not a
+    copy; copy the state's arrays first to train a copy.
     """
     model = nnx.merge(graphdef, state)
     model.eval()
