@@ -389,6 +389,12 @@ RELEASED_SOURCES = {
     "deepfault": "https://raw.githubusercontent.com/hfeniser/DeepFault/7a068e7/neural_networks/",
 }
 RELEASED_FILES = {  # path under <root>/released/ -> SHA-256
+    "deepxplore/Model1.h5":
+        "ad24a291b3b44942b67acedbe85bf6938917d45fda51aef9519ff5143ff08144",
+    "deepxplore/Model2.h5":
+        "e858a1f9e428162ab60584f594b76e3fc2b9853d04bccccb5f6b1332ed9f819c",
+    "deepxplore/Model3.h5":
+        "3c6f7589d67d7189faf036e8edd7af2eee5b68b0247f98a5cf766577590c32ce",
     "deepfault/mnist_test_model_3_50_leaky_relu.h5":
         "a43972583d23e527d1bea08dff4272fde905ed059ad6b86467812880642e0cc9",
     "deepfault/mnist_test_model_3_50_leaky_relu.json":
@@ -417,12 +423,6 @@ RELEASED_FILES = {  # path under <root>/released/ -> SHA-256
         "95a7cb9653ee11cae87ba771afbecbad17c0723f57c04403e272447daf8c3b14",
     "deepfault/mnist_test_model_8_20_relu.json":
         "c197b6ccc4dbdfa7763eacd18babd148dc260c014414a0dfc3b33ec87597d0aa",
-    "deepxplore/Model1.h5":
-        "ad24a291b3b44942b67acedbe85bf6938917d45fda51aef9519ff5143ff08144",
-    "deepxplore/Model2.h5":
-        "e858a1f9e428162ab60584f594b76e3fc2b9853d04bccccb5f6b1332ed9f819c",
-    "deepxplore/Model3.h5":
-        "3c6f7589d67d7189faf036e8edd7af2eee5b68b0247f98a5cf766577590c32ce",
 }
 
 

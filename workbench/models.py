@@ -304,20 +304,20 @@ def _assign(model: Sequential, arrays: list, file: str) -> None:
     params = nnx.to_pure_dict(state)
     for target, (source, kernel, bias) in zip(targets, arrays):
         layer = params[target]
+        if bias is None and "bias" in layer:
+            bias = np.zeros(layer["bias"].shape, np.float32)
+        for field, value in (("kernel", kernel), ("bias", bias)):
+            if field in layer and tuple(layer[field].shape) != value.shape:
+                raise keras.KerasError(
+                    f"{file}: layer {source!r} holds a {field} of shape {value.shape}; the "
+                    f"model's {target} needs {tuple(layer[field].shape)}: the weights belong "
+                    f"to another architecture")
+            if field in layer:
+                layer[field] = jnp.asarray(value)
         if "bias" not in layer and bias is not None and np.any(bias):
             raise keras.KerasError(f"{file}: layer {source!r} has a bias; the model's "
                                    f"{target} has none: the weights belong to another "
                                    f"architecture")
-        if bias is None and "bias" in layer:
-            bias = np.zeros(layer["bias"].shape, np.float32)
-        for field, value in (("kernel", kernel), ("bias", bias)):
-            if field in layer:
-                if tuple(layer[field].shape) != value.shape:
-                    raise keras.KerasError(
-                        f"{file}: layer {source!r} holds a {field} of shape {value.shape}; the "
-                        f"model's {target} needs {tuple(layer[field].shape)}: the weights belong "
-                        f"to another architecture")
-                layer[field] = jnp.asarray(value)
     nnx.replace_by_pure_dict(state, params)
     nnx.update(model, state)
 
@@ -348,9 +348,12 @@ def from_keras(architecture: str | os.PathLike | None, weights: str | os.PathLik
             architecture) that do not fit; the message names the file and the layer.
 
     Example:
-        >>> net = from_keras("net.json", "net.h5")  # doctest: +SKIP
-        >>> net(jnp.zeros((1, 28, 28, 1))).shape  # doctest: +SKIP
-        (1, 10)
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     to_keras(create("lenet1"), f"{folder}/w.h5", f"{folder}/m.json")
+        ...     net = from_keras(f"{folder}/m.json", f"{folder}/w.h5")
+        >>> net.sites, net(jnp.zeros((1, 28, 28, 1))).shape
+        (('conv1', 'pool1', 'conv2', 'pool2'), (1, 10))
     """
     if zoo is None:
         plan = keras.read(architecture, weights, input_shape=input_shape,
