@@ -19,6 +19,7 @@ import statistics
 import time
 
 from workbench import widgets
+from workbench.experiments import explorer as explorer_data
 
 
 def timed(change, repeats: int) -> float:
@@ -62,7 +63,7 @@ def main() -> None:
     print(f"LeNet-5, {args.n_test} test inputs, profile over {args.n_train} training inputs")
     print(f"set-up (load or train, trace, profile, first draw): {setup:8.2f} s")
     print(f"first choice of a measure, not warmed up:          {cold:8.2f} s")
-    print(f"warm-up (compile all {len(widgets.measure_names())} measures):             "
+    print(f"warm-up (compile all {len(explorer_data.measure_names())} measures):             "
           f"{warm:8.2f} s")
     for name, change in rows.items():
         print(f"control change: {name:<10} median of {args.repeats}:           "

@@ -21,7 +21,8 @@ def test_notebook_runs(data_root, ci_parameters, tmp_path, monkeypatch):
                                parameters=parameters, cwd=str(REPO),
                                kernel_name="python3", progress_bar=False)
     for name in ("model_accuracy", "suspicious_vs_random", "significance", "matched_budget",
-                 "gap_by_budget", "variants", "timing"):
+                 "gap_by_budget", "variants", "timing", "results", "by_k", "by_step",
+                 "distances"):
         assert (out_dir / f"{name}.csv").is_file() and (out_dir / f"{name}.md").is_file()
     assert (out_dir / "synthesised_mnist.png").stat().st_size > 1000
     assert (out_dir / "suspiciousness_heatmap.png").stat().st_size > 1000

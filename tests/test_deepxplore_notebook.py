@@ -29,7 +29,7 @@ def test_notebook_runs(data_root, trained, model_cache, ci_parameters, tmp_path,
         trained(name, epochs=parameters["epochs"], limit=parameters["n_train"])
     out_dir = run(parameters, data_root, model_cache, tmp_path, monkeypatch)
     for name in ("models", "found", "found_per_run", "coverage_vs_baselines", "hyperparameters",
-                 "retraining", "retraining_per_run", "summary"):
+                 "retraining", "retraining_per_run", "results"):
         assert (out_dir / f"{name}.csv").is_file() and (out_dir / f"{name}.md").is_file()
     assert (out_dir / "gallery_light.png").stat().st_size > 1000
     assert (out_dir / "retraining.png").stat().st_size > 1000
@@ -42,6 +42,8 @@ def test_notebook_runs(data_root, trained, model_cache, ci_parameters, tmp_path,
     assert {"paper", "ours", "spread"} <= set(rows[0])
     assert {row["source"] for row in rows} == {"none", "deepxplore", "random", "adversarial"}
     assert "seconds per difference-inducing input" in (out_dir / "results.md").read_text()
+    with open(out_dir / "results.csv") as f:
+        assert csv.DictReader(f).fieldnames == ["claim", "paper", "ours"]
 
 
 @pytest.mark.real_data
@@ -53,7 +55,7 @@ def test_notebook_runs_on_the_cifar10_trio(data_root, model_cache, ci_parameters
     # trained on 2,000 the three agree on no seed, so there is nothing to climb).
     parameters = dict(ci_parameters(NOTEBOOK), dataset="cifar10",
                       model_names=["cifar_lenet", "cifar_vgg", "cifar_gap"], n_train=5000,
-                      n_seeds=48, iterations=5)
+                      n_seeds=48, n_iterations=5)
     out_dir = run(parameters, data_root, model_cache, tmp_path, monkeypatch)
     with open(out_dir / "models.csv") as f:
         assert [row["model"] for row in csv.DictReader(f)] == parameters["model_names"]

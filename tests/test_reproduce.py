@@ -116,3 +116,14 @@ def test_shipped_profiles_name_only_declared_parameters(profile):
         if notebook.stem in loaded:
             params = reproduce.notebook_parameters(notebook, loaded, figures_dir="figures")
             assert params["out_dir"].endswith(f"figures/{notebook.stem}")
+
+
+def test_default_folders_are_under_the_project_root(folder, monkeypatch):
+    # `workbench reproduce` from a subfolder of a project (an installed package, no REPO
+    # constant): notebooks/, figures/ and runs/ are found by walking up to pyproject.toml.
+    (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(folder / "notebooks")
+    assert reproduce.main(["--profile", "tiny", "--only", "omega", "--no-progress"]) == 0
+    assert "| n | 7 |" in (folder / "figures" / "omega" / "results.md").read_text()
+    assert [p.name for p in (folder / "runs").glob("*/*.ipynb")] == ["omega.ipynb"]
+    assert (folder / "figures" / "REPRODUCTION.md").is_file()

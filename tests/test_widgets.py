@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from workbench import activations, data, widgets
+from workbench.experiments import explorer as explorer_data
 
 N_TEST = 400
 
@@ -115,9 +116,9 @@ def test_layer_filter_and_neuron_selection(explorer, reference):
     assert (site, index) == ("fc1", int(np.argmax(acts["fc1"].mean(axis=0))))
     assert (explorer.site.value, explorer.neuron.value) == (site, index)
     assert explorer.neuron_image.value != neuron_png
-    top = widgets.top_activating(explorer.data, "fc1", index, n=5)
+    top = explorer_data.top_activating(explorer.data, "fc1", index, n=5)
     np.testing.assert_array_equal(top, np.argsort(-acts["fc1"][:, index], kind="stable")[:5])
-    top3 = widgets.top_activating(explorer.data, "fc1", index, n=5, label=3)
+    top3 = explorer_data.top_activating(explorer.data, "fc1", index, n=5, label=3)
     assert (labels[top3] == 3).all()
 
 
@@ -142,6 +143,6 @@ def test_synthesis_on_demand(explorer):
 
 def test_bad_names_raise(explorer):
     with pytest.raises(ValueError, match="unknown measure 'nope'"):
-        widgets.neuron_values(explorer.data, "nope")
+        explorer_data.neuron_values(explorer.data, "nope")
     with pytest.raises(ValueError, match="unknown model"):
         widgets.Explorer("nope")

@@ -11,7 +11,12 @@ Each notebook in ``notebooks/`` is executed with the parameters of a profile, a 
 
 A parameter named for a notebook that its ``parameters`` cell does not declare is a mistake
 (papermill would only warn) and fails that notebook before it runs. Every notebook that declares
-``out_dir`` gets ``figures/<notebook>/``.
+``out_dir`` gets ``figures/<notebook>/`` as an absolute path.
+
+Folders follow the one path convention of :mod:`workbench.experiments.common`: ``notebooks/``,
+``figures/``, ``runs/`` and the data root (``$WORKBENCH_DATA``, else ``data/``) are under the
+project root, the nearest folder at or above the working directory with a ``pyproject.toml`` or
+``.git`` (else the working directory), so the command works from an installed package too.
 
 Executed copies go to ``runs/<timestamp>/<notebook>.ipynb`` (ignored by git). A failing
 notebook is reported with its cell and error, and the others still run. Finally
@@ -58,7 +63,6 @@ __all__ = [
     "versions",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
 PROFILES = ("quick", "paper")
 DEFAULTS_KEY = "defaults"
 
@@ -223,10 +227,12 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     found["platform"] = platform.platform()
+    from workbench.experiments import common
+
     try:
         found["commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-            check=True, timeout=10).stdout.strip()
+            ["git", "rev-parse", "--short", "HEAD"], cwd=common.project_root(),
+            capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         found["commit"] = "unknown"
     return found
@@ -291,10 +297,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="run only this notebook (repeatable), e.g. --only quickstart")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder of the executed notebooks (default runs/<timestamp>)")
-    parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
-                        help="folder of the notebooks (default notebooks/)")
-    parser.add_argument("--figures", type=Path, default=REPO / "figures",
-                        help="folder of the figures and of REPRODUCTION.md (default figures/)")
+    parser.add_argument("--notebooks", type=Path, default=None,
+                        help="folder of the notebooks (default notebooks/ of the project root)")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="folder of the figures and of REPRODUCTION.md (default figures/ of "
+                             "the project root)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per cell (default: no limit)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
@@ -310,26 +317,30 @@ def run(args: argparse.Namespace) -> int:
     """
     from tqdm.auto import tqdm
 
+    from workbench.experiments import common
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = (args.out or REPO / "runs" / stamp).resolve()
-    figures_dir = args.figures.resolve()
+    root = common.project_root()
+    run_dir = (args.out or root / "runs" / stamp).resolve()
+    figures_dir = (args.figures or root / "figures").resolve()
+    notebooks_dir = args.notebooks or root / "notebooks"
     try:
-        profile = load_profile(args.profile, notebooks_dir=args.notebooks)
-        notebooks = find_notebooks(args.notebooks, args.only)
+        profile = load_profile(args.profile, notebooks_dir=notebooks_dir)
+        notebooks = find_notebooks(notebooks_dir, args.only)
     except ValueError as error:
         print(f"workbench reproduce: {error}", file=sys.stderr)
         return 2
     if not notebooks:
-        print(f"workbench reproduce: no notebooks in {args.notebooks}", file=sys.stderr)
+        print(f"workbench reproduce: no notebooks in {notebooks_dir}", file=sys.stderr)
         return 2
-    names = {p.stem for p in find_notebooks(args.notebooks)}
+    names = {p.stem for p in find_notebooks(notebooks_dir)}
     notes = [f"The profile has a section for `{key}`, which is not a notebook here."
              for key in profile if key != DEFAULTS_KEY and key not in names]
     run_dir.mkdir(parents=True, exist_ok=True)
     figures_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
-    with _environment(WORKBENCH_DATA=str(REPO / "data"),
-                      WORKBENCH_CACHE=str(REPO / "data" / "models")):
+    with _environment(WORKBENCH_DATA=str(common.data_root()),
+                      WORKBENCH_CACHE=str(common.model_cache())):
         bar = tqdm(notebooks, desc="notebooks", unit="notebook", disable=not args.progress)
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)

@@ -8,11 +8,10 @@ inputs) crossed out. Selecting a neuron shows its activation histogram on passin
 test inputs, the test inputs that activate it most, and, on demand, inputs synthesised for it
 by DeepFault's gradient ascent with the model's predictions.
 
-The neurons are the post-activation values, conv channels by their spatial mean
-(``activations.trace(kind="post", reduce="mean")``), so the heatmap, the histogram and the
-top-activating inputs read the same numbers. A test input "passes" when the model classifies it
-correctly. Synthesis raises the neuron's pre-activation value, as DeepFault does, because a
-post-ReLU value has no gradient while the neuron is off.
+The numbers come from :mod:`workbench.experiments.explorer` (the data each model caches and
+the per-neuron values of every measure); this module is only the UI over them. Synthesis
+raises the neuron's pre-activation value, as DeepFault does, because a post-ReLU value has no
+gradient while the neuron is off.
 
 All heavy work is done once per model and cached: training (or loading the checkpoint), the
 activations of every test input and the training profile. A control change then only
@@ -27,191 +26,23 @@ Example (in a notebook)::
     explorer.measure.value = "ochiai"   # the same as choosing it in the dropdown
 """
 
-import functools
 import io
 import threading
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import ipywidgets as w
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workbench import (
-    coverage,
-    data,
-    models,
-    plots,
-    spectra,
-    streaming,
-    suspiciousness,
-    synthesis,
-    train,
-)
+from workbench import models, plots, synthesis
+from workbench.experiments import explorer
 
-__all__ = [
-    "COVERAGE",
-    "STATISTICS",
-    "Explorer",
-    "ModelData",
-    "load_model_data",
-    "measure_names",
-    "neuron_values",
-    "top_activating",
-]
+__all__ = ["Explorer"]
 
-COVERAGE = {
-    "nc": "NC: neuron coverage (value > threshold)",
-    "kmnc": "KMNC: k-multisection coverage (fraction of k sections)",
-    "nbc": "NBC: neuron boundary coverage (fraction of 2 corners)",
-    "snac": "SNAC: strong neuron activation coverage",
-    "tknc": "TKNC: top-k neuron coverage",
-}
-STATISTICS = {
-    "mean": "mean activation",
-    "rate": "activation rate (fraction of inputs > threshold)",
-}
 _USES_K = ("kmnc", "tknc")
 _USES_SCALE = ("nbc", "snac")
-_BATCH = 500
-
-
-def measure_names() -> dict[str, str]:
-    """Every measure the explorer offers: ``{key: description}``, coverage criteria first,
-    then statistics, then the suspiciousness measures."""
-    named = {**COVERAGE, **STATISTICS}
-    named.update({name: f"suspiciousness: {name}" for name in suspiciousness.MEASURES})
-    return named
-
-
-class ModelData(NamedTuple):
-    """What the explorer caches per model: computed once, read by every control change."""
-
-    name: str
-    model: object  # the trained nnx.Module
-    test_accuracy: float
-    images: np.ndarray  # shape=(n, h, w, c): the test inputs
-    labels: np.ndarray  # shape=(n,), dtype=int32
-    predictions: np.ndarray  # shape=(n,), dtype=int32
-    acts: dict  # site -> jax.Array shape=(n, neurons): post-activation, channel mean
-    profile: coverage.Profile  # over the training inputs
-    dead: dict  # site -> np.ndarray shape=(neurons,), dtype=bool: never > 0 on training data
-    class_names: tuple
-
-
-def _trace_all(model, images: np.ndarray) -> tuple[np.ndarray, dict[str, jax.Array]]:
-    """Logits' argmax and neurons of every input, in fixed-size batches (one compilation)."""
-    result = streaming.trace_batches(model, images, batch_size=_BATCH)
-    acts = {site: jnp.asarray(value) for site, value in result.acts.items()}
-    return np.argmax(result.logits, axis=-1).astype(np.int32), acts
-
-
-def load_model_data(name: str, *, epochs: int | None = 1, n_train: int | None = 5000,
-                    n_test: int | None = 2000, seed: int = 0, root=None, cache=None
-                    ) -> ModelData:
-    """Trains (or loads) zoo model ``name`` and computes everything the explorer reads.
-
-    Args:
-        name: a zoo model (``models.names()``).
-        epochs, n_train, seed: passed to :func:`workbench.train.load_or_train` (``n_train`` is
-            its ``limit``; ``None`` is the whole training set); the profile and dead neurons
-            come from the same training inputs.
-        n_test: the first ``n_test`` test inputs (``None``: all).
-        root, cache: the data and checkpoint folders.
-
-    Returns:
-        A :class:`ModelData`.
-    """
-    if name not in models.names():
-        raise ValueError(f"unknown model {name!r}; the zoo has {models.names()}")
-    dataset = models.dataset_of(name)
-    result = train.load_or_train(name, epochs=epochs, seed=seed, limit=n_train, cache=cache,
-                                 root=root)
-    train_images = data.load(dataset, "train", root=root).images[:n_train]
-    test = data.load(dataset, "test", root=root)
-    images, labels = test.images[:n_test], test.labels[:n_test].astype(np.int32)
-    predictions, acts = _trace_all(result.model, images)
-    profile = coverage.model_profile(result.model, train_images, batch_size=_BATCH)
-    return ModelData(name, result.model, float(result.test_accuracy), images, labels,
-                     predictions, acts, profile, coverage.dead_neurons(profile),
-                     test.class_names)
-
-
-def _rows(md: ModelData, label: int | None) -> jax.Array:
-    if label is None:
-        return jnp.ones(len(md.labels), bool)
-    return jnp.asarray(md.labels == label)
-
-
-def neuron_values(md: ModelData, measure: str, *, threshold: float = 0.0, k: int = 2,
-                  label: int | None = None) -> dict[str, np.ndarray]:
-    """One number per neuron for the heatmap, over the cached test inputs (of class ``label``).
-
-    Coverage criteria give the covered fraction of each neuron's sections (NC, SNAC, TKNC: 0
-    or 1; KMNC: of ``k`` sections; NBC: of its two corners); ``threshold`` is NC's threshold
-    and NBC's / SNAC's standard-deviation multiple. ``"mean"`` is the mean activation and
-    ``"rate"`` the fraction of inputs above ``threshold``. A suspiciousness measure scores the
-    hit spectrum with "activated" meaning above ``threshold`` and "failing" misclassified.
-
-    Returns:
-        ``{site: float64[neurons]}`` in layer order.
-    """
-    if measure not in measure_names():
-        raise ValueError(f"unknown measure {measure!r}; choose one of {list(measure_names())}")
-    rows = _rows(md, label)
-    acts = md.acts
-    if measure == "nc":
-        masks = coverage.neuron_coverage(acts, threshold=threshold, scaled=False, mask=rows)
-    elif measure == "kmnc":
-        masks = coverage.k_multisection_coverage(acts, md.profile, k=k, mask=rows)
-    elif measure == "nbc":
-        masks = coverage.neuron_boundary_coverage(acts, md.profile, scale=threshold, mask=rows)
-    elif measure == "snac":
-        masks = coverage.strong_neuron_activation_coverage(acts, md.profile, scale=threshold,
-                                                           mask=rows)
-    elif measure == "tknc":
-        masks = coverage.top_k_neuron_coverage(acts, k=k, mask=rows)
-    elif measure in STATISTICS:
-        masks = _statistic(acts, rows, jnp.float32(threshold), mean=measure == "mean")
-    else:
-        passed = jnp.asarray(md.predictions == md.labels)
-        spectrum = spectra.hit_spectrum(acts, passed, threshold=threshold, where=rows)
-        masks = _jitted(measure)(spectrum)
-    # a dict leaving jax.jit has sorted keys: back to layer order
-    return {site: np.asarray(masks[site], np.float64).reshape(acts[site].shape[1], -1).mean(1)
-            for site in acts}
-
-
-@functools.cache
-def _jitted(measure: str):
-    """A suspiciousness measure compiled once as a whole (eagerly, each of its operations
-    would compile on first use)."""
-    return jax.jit(suspiciousness.measure(measure))
-
-
-@jax.jit
-def _mean_and_rate(acts, rows, threshold):
-    count = jnp.maximum(rows.sum(), 1)
-    mean = {s: jnp.where(rows[:, None], v, 0.0).sum(0) / count for s, v in acts.items()}
-    rate = {s: ((v > threshold) & rows[:, None]).sum(0) / count for s, v in acts.items()}
-    return mean, rate
-
-
-def _statistic(acts, rows, threshold, *, mean: bool) -> dict[str, jax.Array]:
-    means, rates = _mean_and_rate(dict(acts), rows, threshold)
-    return means if mean else rates
-
-
-def top_activating(md: ModelData, site: str, index: int, *, n: int = 8,
-                   label: int | None = None) -> np.ndarray:
-    """Indices of the ``n`` test inputs (of class ``label``) on which neuron ``(site, index)``
-    is highest, highest first (ties: the earlier input first)."""
-    values = np.asarray(md.acts[site][:, index], np.float64)
-    values = np.where(np.asarray(_rows(md, label)), values, -np.inf)
-    order = np.argsort(-values, kind="stable")[:n]
-    return order[np.isfinite(values[order])]
 
 
 def _png(fig) -> bytes:
@@ -237,29 +68,30 @@ class Explorer:
     Args:
         model_name: the model shown first.
         model_names: the models offered (default: every zoo model of every dataset).
-        epochs, n_train, n_test, seed, root, cache: see :func:`load_model_data`.
+        weights, epochs, n_train, n_test, seed, root, cache: see
+            :func:`workbench.experiments.explorer.load_model_data`.
         measure, threshold, k, label: the controls' initial values.
         warm: compile every measure in a background thread once the model is loaded
             (:meth:`warm`).
     """
 
     def __init__(self, model_name: str = "lenet5", *, model_names: Sequence[str] | None = None,
-                 epochs: int | None = 1, n_train: int | None = 5000, n_test: int | None = 2000,
-                 seed: int = 0, root=None, cache=None, measure: str = "nc",
-                 threshold: float = 0.0, k: int = 2, label: int | None = None,
+                 weights: str = "trained", epochs: int | None = 1, n_train: int | None = 5000,
+                 n_test: int | None = 2000, seed: int = 0, root=None, cache=None,
+                 measure: str = "nc", threshold: float = 0.0, k: int = 2, label: int | None = None,
                  warm: bool = False):
         names = tuple(model_names or models.names())
         unknown = [n for n in names if n not in models.names()]
         if unknown or model_name not in names:
             raise ValueError(f"unknown model(s) {unknown or [model_name]}; the zoo has "
                              f"{models.names()}")
-        if measure not in measure_names():
+        if measure not in explorer.measure_names():
             raise ValueError(f"unknown measure {measure!r}; choose one of "
-                             f"{list(measure_names())}")
+                             f"{list(explorer.measure_names())}")
         self._names = names
-        self._options = {"epochs": epochs, "n_train": n_train, "n_test": n_test, "seed": seed,
-                         "root": root, "cache": cache}
-        self._cache: dict[str, ModelData] = {}
+        self._options = {"weights": weights, "epochs": epochs, "n_train": n_train,
+                         "n_test": n_test, "seed": seed, "root": root, "cache": cache}
+        self._cache: dict[str, explorer.ModelData] = {}
         self._values: dict[tuple, dict[str, np.ndarray]] = {}
         self._neuron_pngs: dict[tuple, bytes] = {}
         self._quiet = 0
@@ -276,7 +108,7 @@ class Explorer:
         self.model = w.Dropdown(options=self._models_of(dataset), value=model_name,
                                 description="model", layout=layout, style=style)
         self.layers = w.SelectMultiple(description="layers", rows=5, layout=layout, style=style)
-        self.measure = w.Dropdown(options=[(v, k_) for k_, v in measure_names().items()],
+        self.measure = w.Dropdown(options=[(v, k_) for k_, v in explorer.measure_names().items()],
                                   value=measure, description="measure",
                                   layout=w.Layout(width="420px"), style=style)
         self.threshold = w.FloatSlider(value=threshold, min=-1.0, max=3.0, step=0.05,
@@ -329,16 +161,16 @@ class Explorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     @property
-    def data(self) -> ModelData:
+    def data(self) -> explorer.ModelData:
         """The cached data of the model shown."""
         return self._cache[self.model.value]
 
     def _models_of(self, dataset: str) -> list[str]:
         return [n for n in self._names if models.dataset_of(n) == dataset]
 
-    def _data(self, name: str) -> ModelData:
+    def _data(self, name: str) -> explorer.ModelData:
         if name not in self._cache:
-            self._cache[name] = load_model_data(name, **self._options)
+            self._cache[name] = explorer.load_model_data(name, **self._options)
         return self._cache[name]
 
     # ------------------------------------------------------------------------- callbacks
@@ -398,8 +230,8 @@ class Explorer:
         key = (self.model.value, measure, float(self.threshold.value), int(self.k.value),
                self.label.value)
         if key not in self._values:
-            self._values[key] = neuron_values(self.data, measure, threshold=key[2], k=key[3],
-                                              label=key[4])
+            self._values[key] = explorer.neuron_values(self.data, measure, threshold=key[2],
+                                                       k=key[3], label=key[4])
         return self._values[key]
 
     def refresh(self, *, neuron: bool = True) -> None:
@@ -428,7 +260,7 @@ class Explorer:
         each in the dropdown is as quick as the rest (each compiles once); in a background
         thread by default."""
         def run():
-            for measure in measure_names():
+            for measure in explorer.measure_names():
                 self._values_of(measure)
 
         if background:
@@ -437,8 +269,8 @@ class Explorer:
         else:
             run()
 
-    def _status(self, md: ModelData) -> None:
-        n = int(np.asarray(_rows(md, self.label.value)).sum())
+    def _status(self, md: explorer.ModelData) -> None:
+        n = int(np.asarray(explorer.selected_rows(md, self.label.value)).sum())
         mean = np.concatenate(list(self.values.values())).mean()
         dead = sum(int(md.dead[s].sum()) for s in self.values)
         total = sum(len(v) for v in self.values.values())
@@ -478,7 +310,7 @@ class Explorer:
         the selected class), shown with the model's predictions; returns the result."""
         md = self.data
         site, index = self.site.value, int(self.neuron.value)
-        pool = np.flatnonzero(np.asarray(_rows(md, self.label.value))
+        pool = np.flatnonzero(np.asarray(explorer.selected_rows(md, self.label.value))
                               & (md.predictions == md.labels))
         if len(pool) == 0:
             raise ValueError("no correctly classified test input to start from")
@@ -501,7 +333,7 @@ class Explorer:
 
     # --------------------------------------------------------------------------- figures
 
-    def _heatmap_figure(self, md: ModelData):
+    def _heatmap_figure(self, md: explorer.ModelData):
         site, index = self.site.value, int(self.neuron.value)
         fig = plots.layer_heatmap(self.values, title=f"{md.name}: {self.measure.label}",
                                   marked=[(site, index)] if site in self.values else [],
@@ -513,14 +345,14 @@ class Explorer:
                     markeredgewidth=1.0)
         return fig
 
-    def _neuron_figure(self, md: ModelData):
+    def _neuron_figure(self, md: explorer.ModelData):
         from matplotlib.figure import Figure
 
         site, index, label = self.site.value, int(self.neuron.value), self.label.value
-        rows = np.asarray(_rows(md, label))
+        rows = np.asarray(explorer.selected_rows(md, label))
         passed = md.predictions == md.labels
         values = np.asarray(md.acts[site][:, index])
-        top = top_activating(md, site, index, n=8, label=label)
+        top = explorer.top_activating(md, site, index, n=8, label=label)
         fig = Figure(figsize=(11, 2.6), layout="constrained")
         columns = 4
         grid = fig.add_gridspec(2, 2 + columns)

@@ -1,0 +1,19 @@
+"""The papers' experiments as plain functions: each takes models and data and returns rows
+(a list of dicts) that :func:`workbench.stats.write_table` writes and the notebooks show.
+
+``common`` (the project's folders, loading the papers' models, result tables), ``deepfault``
+(suspicious against random neurons), ``deepxplore`` (difference-inducing inputs, coverage
+against baselines, hyperparameters, retraining), ``explorer`` (the neuron explorer's data) and
+``quickstart`` (the tour's measurements). They sit above the algorithms (``synthesis``,
+``differential``, ...) and below the front ends (``widgets``, ``plots``, ``reproduce``).
+"""
+
+from workbench.experiments import common, deepfault, deepxplore, explorer, quickstart
+
+__all__ = [
+    "common",
+    "deepfault",
+    "deepxplore",
+    "explorer",
+    "quickstart",
+]
