@@ -183,3 +183,16 @@ def test_check_and_load_refuse_missing_or_altered_files(tmp_path, released_root)
         models.released("lenet1", root=root)
     with pytest.raises(data.DataError, match="not the published files.*Model1.h5"):
         data.check("released", root=root)
+
+
+def test_cli_checks_the_released_files(released_root, monkeypatch, capsys, tmp_path):
+    from workbench import cli
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(released_root))
+    assert cli.main(["data", "check", "released"]) == 0
+    out = capsys.readouterr().out
+    assert "released deepxplore: 3 files, SHA-256 as published" in out
+    assert "released deepfault: 14 files" in out
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    assert cli.main(["data", "check", "released"]) == 1
+    assert "17 files missing" in capsys.readouterr().err
