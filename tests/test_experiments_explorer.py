@@ -1,0 +1,99 @@
+"""The explorer's per-neuron numbers on hand-made activations, checked against NumPy."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from workbench import profiles
+from workbench.experiments import explorer
+
+TRAIN = {"a": np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [1.0, 3.0, 1.0]], np.float32),
+         "b": np.array([[0.0, -1.0], [0.0, -2.0], [0.0, -3.0]], np.float32)}
+TEST = {"a": np.array([[0.5, 1.0, 3.0], [-1.0, 0.0, 0.5], [1.5, 2.0, 2.5], [0.5, 3.5, 0.0]],
+                      np.float32),
+        "b": np.array([[1.0, -0.5], [0.0, -4.0], [0.2, -1.0], [0.2, -1.0]], np.float32)}
+LABELS = np.array([0, 1, 0, 1], np.int32)
+PREDICTIONS = np.array([0, 1, 1, 1], np.int32)  # the third input fails
+
+
+@pytest.fixture(scope="module")
+def md():
+    profile = profiles.profile(TRAIN)
+    return explorer.ModelData("toy", None, 0.75, np.zeros((4, 2, 2, 1), np.float32), LABELS,
+                              PREDICTIONS, {s: jnp.asarray(v) for s, v in TEST.items()}, profile,
+                              profiles.dead_neurons(profile), ("zero", "one"))
+
+
+def test_measure_names_lists_coverage_then_statistics_then_suspiciousness():
+    names = list(explorer.measure_names())
+    assert names[:7] == ["nc", "kmnc", "nbc", "snac", "tknc", "mean", "rate"]
+    assert {"tarantula", "ochiai", "dstar"} <= set(names[7:])
+
+
+def test_dead_neurons_come_from_the_training_profile(md):
+    assert md.dead["a"].tolist() == [False, False, False]
+    assert md.dead["b"].tolist() == [True, True]
+
+
+@pytest.mark.parametrize("label", [None, 0, 1])
+def test_nc_mean_rate_on_the_selected_rows(md, label):
+    rows = np.ones(4, bool) if label is None else LABELS == label
+    np.testing.assert_array_equal(explorer.selected_rows(md, label), rows)
+    for site, value in TEST.items():
+        nc = explorer.neuron_values(md, "nc", threshold=0.5, label=label)[site]
+        np.testing.assert_array_equal(nc, (value[rows] > 0.5).any(axis=0))
+        mean = explorer.neuron_values(md, "mean", label=label)[site]
+        np.testing.assert_allclose(mean, value[rows].mean(axis=0), rtol=1e-6)
+        rate = explorer.neuron_values(md, "rate", threshold=0.5, label=label)[site]
+        np.testing.assert_allclose(rate, (value[rows] > 0.5).mean(axis=0), rtol=1e-6)
+
+
+def test_boundary_criteria_against_the_training_range(md):
+    nbc = explorer.neuron_values(md, "nbc", threshold=0.0)
+    snac = explorer.neuron_values(md, "snac", threshold=0.0)
+    for site, value in TEST.items():
+        low, high = TRAIN[site].min(axis=0), TRAIN[site].max(axis=0)
+        below, above = (value < low).any(axis=0), (value > high).any(axis=0)
+        np.testing.assert_allclose(nbc[site], (below.astype(float) + above) / 2)
+        np.testing.assert_array_equal(snac[site], above)
+
+
+def test_kmnc_and_tknc(md):
+    kmnc = explorer.neuron_values(md, "kmnc", k=2)
+    tknc = explorer.neuron_values(md, "tknc", k=1)
+    for site, value in TEST.items():
+        low, high = TRAIN[site].min(axis=0), TRAIN[site].max(axis=0)
+        inside = (value >= low) & (value <= high) & (high > low)
+        width = np.where(high > low, high - low, 1.0)
+        section = np.clip(np.floor((value - low) / width * 2), 0, 1)
+        covered = [(inside & (section == j)).any(axis=0) for j in (0, 1)]
+        np.testing.assert_allclose(kmnc[site], (covered[0].astype(float) + covered[1]) / 2)
+        top = np.zeros(value.shape[1], bool)
+        top[np.argmax(value, axis=1)] = True  # the top-1 neuron of each input, per site
+        np.testing.assert_array_equal(tknc[site], top)
+
+
+def test_ochiai_on_one_class(md):
+    values = explorer.neuron_values(md, "ochiai", threshold=0.5, label=0)
+    rows, passed = LABELS == 0, PREDICTIONS == LABELS
+    for site, value in TEST.items():
+        hit = value[rows] > 0.5
+        a_f = (hit & ~passed[rows, None]).sum(0)
+        a_s = (hit & passed[rows, None]).sum(0)
+        n_f = (~hit & ~passed[rows, None]).sum(0)
+        den = np.sqrt((a_f + n_f) * (a_f + a_s))
+        expected = np.where(den > 0, a_f / np.where(den > 0, den, 1), 0.0)
+        np.testing.assert_allclose(values[site], expected, rtol=1e-6)
+
+
+def test_top_activating_highest_first_ties_in_order(md):
+    assert explorer.top_activating(md, "b", 0, n=3).tolist() == [0, 2, 3]
+    assert explorer.top_activating(md, "a", 1, n=2, label=1).tolist() == [3, 1]
+    assert explorer.top_activating(md, "a", 0, n=10).tolist() == [2, 0, 3, 1]
+
+
+def test_bad_names_raise(md):
+    with pytest.raises(ValueError, match="unknown measure 'nope'"):
+        explorer.neuron_values(md, "nope")
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        explorer.load_model_data("nope")
