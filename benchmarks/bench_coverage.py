@@ -7,12 +7,12 @@ Subject: LeNet-5 trained for one epoch on the first 10,000 MNIST training images
 (``train.load_or_train("lenet5", epochs=1, limit=10000)``, cached under ``$WORKBENCH_CACHE``),
 the 10,000 MNIST test images, batches of 1,000.
 
-1. ``coverage.model_coverage`` with NC, KMNC (k=10), NBC, SNAC and TKNC (k=2) from one
+1. ``passes.model_coverage`` with NC, KMNC (k=10), NBC, SNAC and TKNC (k=2) from one
    streamed pass (profile from the 60,000 training images, computed once beforehand and
    timed separately), against (a) a plain jitted forward pass of the same model over the same
    batches (goal: at most 1.5x its time). TKNP (distinct top-k patterns) is streamed the
    same way and timed on its own.
-2. NC under the ``deepxplore`` preset against (b) the released DeepXplore ``update_coverage``
+2. NC under the ``deepxplore`` convention against (b) the released DeepXplore ``update_coverage``
    structure: one forward pass per input, then per layer NumPy min-max scaling and a Python
    loop over the channels (goal: at least 300x faster). The loop runs on ``--loop-inputs``
    inputs and is scaled linearly to 10,000 (it is linear in the inputs); both are printed,
@@ -32,9 +32,10 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from workbench import activations, coverage, data, streaming, surprise, train
+from workbench import activations, coverage, data, passes, profiles, streaming, surprise, train
+
+WHOLE_LAYERS = activations.Convention("deepxplore", "none", None)  # unscaled, per position
 
 
 def timed(fn, repeats):
@@ -49,12 +50,12 @@ def timed(fn, repeats):
 
 def forward_pass(model, images, batch_size=1000):
     """A plain jitted forward pass over fixed-size batches, logits brought to the host."""
-    graphdef, state = nnx.split(model)
+    graphdef, state = activations.split(model)
     sharding = streaming.batch_sharding()
 
     @jax.jit
     def forward(state, x):
-        return nnx.merge(graphdef, state)(x)
+        return activations.forward(graphdef, state, x)
 
     def run():
         out = [np.asarray(forward(state, jax.device_put(images[i:i + batch_size], sharding)))
@@ -67,11 +68,10 @@ def forward_pass(model, images, batch_size=1000):
 def deepxplore_loop(model, images, threshold):
     """DeepXplore's ``update_coverage``, input by input: a forward pass of one input, then for
     each layer ``scale`` (NumPy min-max of the whole output) and a loop over its channels."""
-    counts = activations.neuron_counts(model, (28, 28, 1), kind="deepxplore")
+    counts = activations.neuron_counts(model, (28, 28, 1), convention="deepxplore")
     table = {(site, i): False for site, n in counts.items() for i in range(n)}
     for image in images:
-        layers = activations.trace(model, jnp.asarray(image[None]), kind="deepxplore",
-                                   reduce="none").acts
+        layers = activations.trace(model, jnp.asarray(image[None]), convention=WHOLE_LAYERS).acts
         for site, out in layers.items():
             out = np.asarray(out[0]).reshape(-1, counts[site])
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -99,16 +99,17 @@ def main():
     test_x = mnist_test.images
 
     start = time.perf_counter()
-    prof = coverage.model_profile(model, mnist_train.images)
+    prof = passes.model_profile(model, mnist_train.images)
     print(f"profile of 60,000 training images (incl. compile): {time.perf_counter() - start:.2f} s")
-    dead = coverage.dead_neurons(prof)
+    dead = profiles.dead_neurons(prof)
 
     # 1. all criteria in one pass vs a plain forward pass
-    options = dict(profile=prof, threshold=args.threshold, k_sections=10, k_top=2, scale=0.0)
+    options = {"profile": prof, "threshold": args.threshold, "k_sections": 10, "k_top": 2,
+               "std_multiple": 0.0}
     result = {}
 
     def all_criteria():
-        result.update(coverage.model_coverage(model, test_x, **options))
+        result.update(passes.model_coverage(model, test_x, **options))
         jax.block_until_ready(result)
 
     t_cov = timed(all_criteria, args.repeats)
@@ -125,7 +126,7 @@ def main():
     patterns = {}
 
     def tknp():
-        patterns["n"] = coverage.model_patterns(model, test_x, k=2)
+        patterns["n"] = passes.model_patterns(model, test_x, k=2)
 
     t_tknp = timed(tknp, args.repeats)
     print(f"   TKNP (k=2), streamed: {patterns['n']} distinct patterns of 10,000 inputs in "
@@ -135,8 +136,8 @@ def main():
     xp = {}
 
     def deepxplore_nc():
-        xp.update(coverage.model_coverage(model, test_x, criteria=("nc",), preset="deepxplore",
-                                          threshold=args.threshold)["nc"])
+        xp.update(passes.model_coverage(model, test_x, criteria=("nc",),
+                                        convention="deepxplore", threshold=args.threshold)["nc"])
         jax.block_until_ready(xp)
 
     t_xp = timed(deepxplore_nc, args.repeats)
@@ -146,8 +147,7 @@ def main():
     table = deepxplore_loop(model, test_x[:n_loop], args.threshold)
     t_loop = time.perf_counter() - start
     t_loop_full = t_loop * len(test_x) / n_loop
-    ours = coverage.model_coverage(model, test_x[:n_loop], criteria=("nc",),
-                                   preset="deepxplore", threshold=args.threshold)["nc"]
+    ours = passes.deepxplore_coverage(model, test_x[:n_loop], threshold=args.threshold)
     agree = all(bool(ours[site][i]) == covered for (site, i), covered in table.items())
     print(f"\n2. DeepXplore NC (threshold {args.threshold}, {len(table)} neurons)")
     print(f"   ours: 10,000 inputs {t_xp:.3f} s, NC {coverage.ratio(xp):.4f}; "
@@ -159,8 +159,8 @@ def main():
 
     # 3. DSA / LSA
     start = time.perf_counter()
-    train_t = surprise.traces(model, mnist_train.images, sites=("fc2",))
-    test_t = surprise.traces(model, test_x, sites=("fc2",))
+    train_t = passes.model_trace(model, mnist_train.images, sites=("fc2",)).acts["fc2"]
+    test_t = passes.model_trace(model, test_x, sites=("fc2",)).acts["fc2"]
     pred = train.predict(model, test_x)
     print(f"\n3. Surprise adequacy, fc2 traces ({train_t.shape[1]} neurons): traces of 70,000 "
           f"images {time.perf_counter() - start:.2f} s")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from workbench import coverage, surprise
+from workbench import coverage, passes, surprise
 
 
 def clustered(seed, n, d=3, classes=3):
@@ -109,8 +109,8 @@ def test_surprise_on_mnist_traces(trained, data_root):
     mnist_test = data.load("mnist", "test", root=data_root)
     train_x, train_y = mnist_train.images[:2000], mnist_train.labels[:2000]
     test_x = mnist_test.images[:200]
-    train_t = surprise.traces(net, train_x, sites=("conv2",), batch_size=500)
-    test_t = surprise.traces(net, test_x, sites=("conv2",), batch_size=500)
+    train_t = passes.model_trace(net, train_x, sites=("conv2",), batch_size=500).acts["conv2"]
+    test_t = passes.model_trace(net, test_x, sites=("conv2",), batch_size=500).acts["conv2"]
     assert train_t.shape == (2000, 12) and test_t.shape == (200, 12)
     pred = train.predict(net, test_x)
     dsa = np.asarray(surprise.distance_surprise(train_t, train_y, test_t, pred))

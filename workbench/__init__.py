@@ -3,7 +3,9 @@
 One module per concept: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``activations``
 (the neurons of any NNX model), ``train`` (Optax training, safe checkpoints), ``streaming``
 (whole datasets through a jitted fold), ``coverage`` (NC and the DeepGauge family),
-``surprise`` (LSA, DSA), ``spectra`` and ``suspiciousness`` (DeepFault's fault localisation),
+``patterns`` (TKNP), ``profiles`` (training ranges), ``passes`` (datasets through a model:
+coverage, profiles, patterns, spectra, traces), ``surprise`` (LSA, DSA), ``spectra`` and
+``suspiciousness`` (DeepFault's fault localisation),
 ``synthesis`` (DeepFault's input synthesis), ``differential`` (DeepXplore), ``adversarial``
 (FGSM), ``retraining`` (retraining with generated inputs), ``stats`` (significance and effect
 sizes).
@@ -17,6 +19,9 @@ from workbench import coverage
 from workbench import data
 from workbench import differential
 from workbench import models
+from workbench import passes
+from workbench import patterns
+from workbench import profiles
 from workbench import retraining
 from workbench import spectra
 from workbench import stats
@@ -33,6 +38,9 @@ __all__ = [
     "data",
     "differential",
     "models",
+    "passes",
+    "patterns",
+    "profiles",
     "retraining",
     "spectra",
     "stats",

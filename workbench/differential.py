@@ -63,7 +63,6 @@ from workbench import activations, constraints, coverage, validation
 
 __all__ = [
     "Result",
-    "deepxplore_coverage",
     "generate",
     "joint_objective",
     "predictions",
@@ -99,7 +98,7 @@ def _check_models(models, x, name: str = "seeds") -> tuple[tuple, tuple, list[di
     counts = [activations.neuron_counts(m, shape, convention=_SCALED) for m in models]
     classes = [c["logits"] for c in counts]
     if len(set(classes)) != 1:
-        raise ValueError(f"the models must have the same classes, got {classes} logits")
+        raise ValueError(f"the models must have the same number of classes, got {classes}")
     return tuple(p[0] for p in parts), tuple(p[1] for p in parts), counts
 
 
@@ -615,39 +614,3 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
                   iterations=np.asarray(run["out_it"])[:n][index].astype(np.int32),
                   coverage_before=before, coverage_after=after, covered=covered,
                   seeds_climbed=int(context["n_agree"]), survives_quantisation=survives)
-
-
-# --------------------------------------------------------------------------- comparisons
-
-_KIND = "deepxplore"  # the legacy keyword deepxplore_coverage passes (it moves to passes)
-
-
-def _nc_step(state, trace, mask, params):
-    masks = coverage.neuron_coverage(trace.acts, threshold=params, minmax_per_input=False,
-                                     mask=mask)
-    return {site: state[site] | masks[site] for site in state}
-
-
-def deepxplore_coverage(model: Model, inputs, *, threshold: float = 0.0,
-                        batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """The neurons of ``model`` that ``inputs`` cover, by DeepXplore's convention.
-
-    Each layer (conv, pooling, dense, logits, softmax) is min-max scaled per input, conv
-    channels are averaged over positions, and a neuron is covered when some input takes it
-    above ``threshold``. Used to compare DeepXplore's inputs with random and adversarial ones.
-
-    Returns:
-        ``{site: bool[neurons]}`` in layer order; :func:`workbench.coverage.ratio` gives NC.
-
-    References:
-        DeepXplore, section 4.1 and Table 6 (coverage of the same number of inputs);
-        released code ``utils.update_coverage``.
-    """
-    from workbench import streaming
-
-    counts = activations.neuron_counts(model, tuple(model.input_shape), kind=_KIND)
-    state = {site: jnp.zeros(count, bool) for site, count in counts.items()}
-    state = streaming.fold_model(model, np.asarray(inputs, np.float32), _nc_step, state,
-                                 params=jnp.float32(threshold), batch_size=batch_size,
-                                 kind=_KIND, reduce="mean", scale="minmax")
-    return {site: np.asarray(state[site]) for site in counts}

@@ -14,9 +14,10 @@ correctly. For every neuron it counts
 "Activated" means value ``> threshold``. DeepFault uses ``threshold=0`` on post-activation
 values, which for ReLU and LeakyReLU layers is the same as the pre-activation value being
 positive; a convolutional channel is one neuron, by the mean over its positions (the
-``reduce`` option of :func:`workbench.activations.trace`). DeepFault's runs use one class at
-a time: the spectrum of class ``c`` counts only inputs whose true label is ``c``
-(``where=labels == c`` here, or ``label=c`` in :func:`model_spectrum`).
+``"post"`` convention of :mod:`workbench.activations`). DeepFault's runs use one class at a
+time: the spectrum of class ``c`` counts only inputs whose true label is ``c``
+(``where=labels == c`` here, or ``label=c`` in :func:`workbench.passes.model_spectrum`, which
+streams a whole dataset through a model).
 
 Notes on the released code (``hfeniser/DeepFault``, ``run.py``, ``utils.py``):
 
@@ -27,7 +28,7 @@ Notes on the released code (``hfeniser/DeepFault``, ``run.py``, ``utils.py``):
   set; the paper describes the test set. Both are available: pass either split.
 - One revision of ``utils.construct_spectrum_matrices`` returns ``num_cf`` in place of
   ``num_us``; the counts here are tested against a plain NumPy count.
-- It loops over inputs and neurons in Python; here one jitted pass per batch counts all of
+- It loops over inputs and neurons in Python; here one jitted call per batch counts all of
   them (``(acts > t)`` against ``passed`` with a sum over the batch axis).
 """
 
@@ -36,22 +37,21 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array
+from jaxtyping import ArrayLike, Shaped
 
-from workbench import activations, streaming
+from workbench import validation
 
-ArrayLike = Array | np.ndarray
+__all__ = ["Spectrum", "concatenate", "for_class", "hit_spectrum", "total"]
 
-__all__ = ["Spectrum", "hit_spectrum", "model_spectrum", "for_class", "total", "concatenate"]
+Acts = Mapping[str, Shaped[ArrayLike, "_batch _neurons"]]
 
 
 class Spectrum(NamedTuple):
     """Per-neuron hit counts. Each field has the same structure: one array, or a dict
     ``{site: array}`` in layer order (what :func:`hit_spectrum` returns).
 
-    Fields are int32 counts; with a leading class axis (``by_class=True``) each array is
-    ``(classes, neurons)``.
+    Fields are int32 counts; with a leading class axis (``by_class=True`` in
+    :func:`workbench.passes.model_spectrum`) each array is ``(classes, neurons)``.
     """
 
     a_s: Any  # activated, passed: site -> shape=(neurons,), dtype=int32
@@ -66,50 +66,31 @@ def _count(hit, passed, where):
     where = where[:, None]
     ok = where & passed
     bad = where & ~passed
-    return (jnp.sum(hit & ok, axis=0, dtype=jnp.int32), jnp.sum(hit & bad, axis=0, dtype=jnp.int32),
-            jnp.sum(~hit & ok, axis=0, dtype=jnp.int32), jnp.sum(~hit & bad, axis=0, dtype=jnp.int32))
+    return tuple(jnp.sum(h & rows, axis=0, dtype=jnp.int32)
+                 for h, rows in ((hit, ok), (hit, bad), (~hit, ok), (~hit, bad)))
 
 
 @jax.jit
 def _hit_spectrum(values: tuple, passed, where, threshold):
+    """Tuples in, tuples out (a dict leaving ``jax.jit`` would come back key-sorted)."""
     counts = [_count(v > threshold, passed, where) for v in values]
     return tuple(tuple(c[i] for c in counts) for i in range(4))
 
 
-def _check_acts(acts: Mapping[str, jax.Array]) -> int:
-    if not isinstance(acts, Mapping) or not acts:
-        raise ValueError("acts must be a non-empty dict {site: Array(batch, neurons)}")
-    sizes = set()
-    for name, value in acts.items():
-        if getattr(value, "ndim", None) != 2:
-            raise ValueError(f"acts[{name!r}] must be (batch, neurons), got shape "
-                             f"{getattr(value, 'shape', None)}")
-        if not isinstance(value, jax.core.Tracer) and not bool(np.isfinite(np.asarray(value)).all()):
-            raise ValueError(f"acts[{name!r}] contains NaN or infinity")
-        sizes.add(value.shape[0])
-    if len(sizes) != 1:
-        raise ValueError(f"all sites must have the same batch size, got {sorted(sizes)}")
-    return sizes.pop()
-
-
-def _check_mask(name: str, value, batch: int) -> jax.Array:
-    value = jnp.asarray(value)
-    if value.dtype != jnp.bool_ or value.shape != (batch,):
-        raise ValueError(f"{name} must be bool of shape ({batch},), got {value.dtype} "
-                         f"of shape {value.shape}")
-    return value
-
-
-def hit_spectrum(acts: Mapping[str, ArrayLike], passed: ArrayLike, *, threshold: float = 0.0,
-                 where: ArrayLike | None = None) -> Spectrum:
+def hit_spectrum(acts: Acts, passed: Shaped[ArrayLike, " _batch"], *,
+                 threshold: float | ArrayLike = 0.0,
+                 where: Shaped[ArrayLike, " _batch"] | None = None) -> Spectrum:
     """Counts, per neuron, the passing and failing inputs that did and did not activate it.
 
-    Shapes and dtypes are checked here (``ValueError``), not by the annotations.
+    Pure: it can also run inside your own ``jax.jit`` or ``jax.vmap`` (the streamed pass
+    :func:`workbench.passes.model_spectrum` does).
 
     Args:
-        acts: ``{site: (batch, neurons)}`` floating point, e.g. from :func:`workbench.activations.activations`.
+        acts: ``{site: (batch, neurons)}`` floating point, e.g. from
+            :func:`workbench.activations.activations`.
         passed: ``bool[batch]``, true where the model classified the input correctly.
-        threshold: a neuron is activated by an input when its value is ``> threshold``.
+        threshold: a neuron is activated by an input when its value is ``> threshold``
+            (traced: a new threshold does not recompile).
         where: optional ``bool[batch]``: count only these inputs (one class, say).
 
     Returns:
@@ -126,86 +107,20 @@ def hit_spectrum(acts: Mapping[str, ArrayLike], passed: ArrayLike, *, threshold:
         Eniser et al., "DeepFault: Fault Localization for Deep Neural Networks", FASE 2019,
         section 3.1 (hit spectrum of a neuron).
     """
-    batch = _check_acts(acts)
-    passed = _check_mask("passed", passed, batch)
-    where = jnp.ones(batch, bool) if where is None else _check_mask("where", where, batch)
-    names = list(acts)
-    counts = _hit_spectrum(tuple(acts[n] for n in names), passed, where, jnp.float32(threshold))
-    return Spectrum(*(dict(zip(names, field)) for field in counts))
-
-
-def _model_step(state, trace, mask, params, labels):
-    """One batch of :func:`model_spectrum`: state is four tuples of per-site count arrays."""
-    threshold, label = params["threshold"], params["label"]
-    # A leading class axis in the state (a static shape) asks for one spectrum per class.
-    n_classes = state[0][0].shape[0] if state[0][0].ndim == 2 else None
-    passed = jnp.argmax(trace.logits, axis=-1) == labels
-    values = tuple(trace.acts.values())
-    if n_classes is None:
-        where = mask & ((label < 0) | (labels == label))
-        new = [_count(v > threshold, passed, where) for v in values]
-    else:
-        # One spectrum per true class in the same pass: (classes, batch) masks.
-        where = mask[None, :] & (labels[None, :] == jnp.arange(n_classes)[:, None])
-        new = [jax.vmap(_count, in_axes=(None, None, 0))(v > threshold, passed, where)
-               for v in values]
-    return tuple(tuple(old + c[i] for old, c in zip(state[i], new)) for i in range(4))
-
-
-def model_spectrum(model, images, labels, *, threshold: float = 0.0, label: int | None = None,
-                   by_class: bool = False, n_classes: int = 10, batch_size: int = 1000,
-                   kind: str = "post", reduce: str = "mean", scale: str | None = None
-                   ) -> Spectrum:
-    """The hit spectrum of every neuron of ``model`` over a whole dataset, streamed.
-
-    One jitted pass per fixed-size batch (:func:`workbench.streaming.fold_model`, sharded over
-    all devices) computes the logits and neurons and adds the batch's counts; an input
-    passes when ``argmax(logits) == labels``.
-
-    Args:
-        model: a zoo model or any NNX model that sows its activations.
-        images: ``(n, ...)`` inputs in the model's range.
-        labels: ``int[n]`` true classes.
-        threshold: activation threshold (``> threshold``).
-        label: count only inputs of this true class (DeepFault's per-class runs).
-        by_class: one spectrum per true class in the same pass: arrays ``(n_classes, neurons)``.
-        n_classes: classes for ``by_class``.
-        batch_size: rows per jitted batch.
-        kind, reduce, scale: which values are neurons (:func:`workbench.activations.trace`).
-
-    Returns:
-        A :class:`Spectrum` of dicts ``{site: int32[neurons]}`` (or ``[n_classes, neurons]``).
-
-    Example:
-        >>> from workbench import models
-        >>> net = models.create("deepfault_3x50_relu")
-        >>> x = jnp.linspace(0, 1, 4 * 784).reshape(4, 28, 28, 1)
-        >>> s = model_spectrum(net, x, jnp.array([0, 1, 2, 3]), batch_size=2)
-        >>> {k: v.shape for k, v in s.a_s.items()}
-        {'fc1': (50,), 'fc2': (50,), 'fc3': (50,)}
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({len(images)},), got {labels.dtype} "
-                         f"of shape {labels.shape}")
-    if label is not None and by_class:
-        raise ValueError("give either label= or by_class=True, not both")
-    counts = activations.neuron_counts(model, tuple(model.input_shape), kind=kind, reduce=reduce,
-                                       scale=scale)
-    names = list(counts)
-    lead = (n_classes,) if by_class else ()
-    state = tuple(tuple(jnp.zeros((*lead, counts[n]), jnp.int32) for n in names)
-                  for _ in range(4))
-    params = {"threshold": jnp.float32(threshold),
-              "label": jnp.int32(-1 if label is None else label)}
-    state = streaming.fold_model(model, images, _model_step, state, labels.astype(np.int32),
-                                 params=params, batch_size=batch_size, kind=kind, reduce=reduce,
-                                 scale=scale)
-    return Spectrum(*(dict(zip(names, field)) for field in state))
+    acts = validation.acts(acts)
+    batch = next(iter(acts.values())).shape[0]
+    if passed is None:
+        raise ValueError(f"passed must be bool[{batch}], got None")
+    passed = validation.row_mask(passed, batch, "passed")
+    where = validation.row_mask(where, batch, "where")
+    counts = _hit_spectrum(tuple(acts.values()), passed, where,
+                           validation.scalar(threshold, "threshold"))
+    return Spectrum(*(dict(zip(acts, field)) for field in counts))
 
 
 def for_class(spectrum: Spectrum, c: int) -> Spectrum:
-    """The class-``c`` spectrum out of a ``by_class=True`` spectrum."""
+    """The class-``c`` spectrum out of a ``by_class=True`` spectrum (arrays
+    ``(classes, neurons)`` become ``(neurons,)``)."""
     return Spectrum(*(jax.tree.map(lambda a: a[c], field) for field in spectrum))
 
 

@@ -3,8 +3,8 @@ the training data's, and surprise coverage over buckets of that value.
 
 An activation trace ``alpha(x)`` is the vector of chosen neurons for input ``x``: an array
 ``(n, features)`` or a dict ``{site: (n, neurons)}``, concatenated in its order (Kim et al. use
-one or a few layers, conv maps averaged per channel, as :func:`workbench.activations.trace`
-gives them with ``reduce="mean"``).
+one or a few layers, conv maps averaged per channel, as the ``"post"`` convention gives them:
+``passes.model_trace(model, images, sites=("fc2",)).acts`` streams a dataset's traces).
 
 - :func:`likelihood_surprise` (LSA): ``-log f(x)``, ``f`` the Gaussian kernel density of the
   training traces of ``x``'s class.
@@ -30,13 +30,14 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Shaped
 
-from workbench import streaming
+from workbench import validation
 
-__all__ = ["likelihood_surprise", "distance_surprise", "surprise_coverage", "traces"]
+__all__ = ["distance_surprise", "likelihood_surprise", "surprise_coverage"]
 
-Traces = Float[ArrayLike, "_n _features"] | Mapping[str, Float[ArrayLike, "_n _neurons"]]
+Traces = Shaped[ArrayLike, "_n _features"] | Mapping[str, Shaped[ArrayLike, "_n _neurons"]]
+Classes = Shaped[ArrayLike, " _n"]
 
 
 def _as_matrix(acts, name: str) -> np.ndarray:
@@ -116,9 +117,9 @@ def _dsa_jit(train, train_c, chunks, chunk_c):
     return jax.lax.map(one, (chunks, chunk_c))
 
 
-def distance_surprise(train_acts: Traces, train_classes: Int[ArrayLike, "n_train"],
-                      test_acts: Traces, test_classes: Int[ArrayLike, "n_test"], *,
-                      chunk_size: int = 256) -> Float[Array, "n_test"]:
+def distance_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
+                      test_classes: Classes, *, chunk_size: int = 256
+                      ) -> Float[Array, " n_test"]:
     """Distance-based surprise adequacy (DSA) of each test input.
 
     With ``x_a`` the training trace of the test input's class nearest to it and ``x_b`` the
@@ -160,9 +161,7 @@ def distance_surprise(train_acts: Traces, train_classes: Int[ArrayLike, "n_train
 
 
 def _chunk_size(chunk_size, n: int) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    return min(chunk_size, n)
+    return min(validation.positive_int(chunk_size, "chunk_size"), n)
 
 
 # ------------------------------------------------------------------------------------ LSA
@@ -204,10 +203,9 @@ def _lsa_jit(train_w, train_c, norm, chunks, chunk_c):
     return jax.lax.map(one, (chunks, chunk_c))
 
 
-def likelihood_surprise(train_acts: Traces, train_classes: Int[ArrayLike, "n_train"],
-                        test_acts: Traces, test_classes: Int[ArrayLike, "n_test"], *,
-                        var_threshold: float = 1e-5, chunk_size: int = 256
-                        ) -> Float[Array, "n_test"]:
+def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
+                        test_classes: Classes, *, var_threshold: float = 1e-5,
+                        chunk_size: int = 256) -> Float[Array, " n_test"]:
     """Likelihood-based surprise adequacy (LSA) of each test input: ``-log f_c(alpha(x))``.
 
     ``f_c`` is the Gaussian kernel density estimate of the training traces of class ``c``
@@ -275,8 +273,8 @@ def likelihood_surprise(train_acts: Traces, train_classes: Int[ArrayLike, "n_tra
 # ------------------------------------------------------------------------ surprise coverage
 
 
-def surprise_coverage(surprise: Float[ArrayLike, "n"], *, upper: float, k: int,
-                      lower: float = 0.0) -> Bool[Array, "k"]:
+def surprise_coverage(surprise: Shaped[ArrayLike, " n"], *, upper: float, k: int,
+                      lower: float = 0.0) -> Bool[Array, " k"]:
     """Surprise coverage (SC): which of ``k`` equal buckets of ``[lower, upper]`` some input's
     surprise value falls in (the last bucket closed); values outside cover nothing. SC is the
     covered fraction, ``mask.mean()`` or ``coverage.ratio({"sc": mask})``.
@@ -291,8 +289,7 @@ def surprise_coverage(surprise: Float[ArrayLike, "n"], *, upper: float, k: int,
     values = np.asarray(surprise, np.float64)
     if values.ndim != 1:
         raise ValueError(f"surprise must be a vector, got shape {values.shape}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = validation.positive_int(k, "k")
     if not np.isfinite([lower, upper]).all() or not upper > lower:
         raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
     values = values[np.isfinite(values)]
@@ -301,23 +298,3 @@ def surprise_coverage(surprise: Float[ArrayLike, "n"], *, upper: float, k: int,
     mask = np.zeros(k, bool)
     mask[bucket] = True
     return jnp.asarray(mask)
-
-
-# ------------------------------------------------------------------------------ traces
-
-
-def traces(model, images, *, sites: tuple[str, ...] | None = None, batch_size: int = 1000,
-           kind: str = "post", reduce: str = "mean") -> np.ndarray:
-    """Activation traces of ``images`` on ``model``: ``(n, features)`` in host memory, the
-    chosen sites concatenated in layer order (all sites when ``sites`` is None).
-
-    Batches have a fixed size (the last one padded), so one compilation serves the dataset.
-    """
-    acts = streaming.trace_batches(model, images, batch_size=batch_size, kind=kind,
-                                   reduce=reduce).acts
-    if sites is not None:
-        unknown = [s for s in sites if s not in acts]
-        if unknown:
-            raise ValueError(f"unknown sites {unknown}; the model has {list(acts)}")
-        acts = {s: acts[s] for s in acts if s in sites}
-    return np.concatenate(list(acts.values()), axis=-1)

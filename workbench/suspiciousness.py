@@ -27,24 +27,40 @@ References:
 """
 
 from collections.abc import Callable, Iterable, Mapping
+from numbers import Real
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Shaped
 
+from workbench import activations, validation
 from workbench.spectra import Spectrum
 
 __all__ = [
-    "tarantula", "ochiai", "dstar", "jaccard", "sorensen_dice", "kulczynski2", "op2", "barinel",
-    "russell_rao", "zoltar", "wong2", "ample", "MEASURES", "measure", "top_k", "top_k_per_site",
+    "MEASURES",
+    "ample",
+    "barinel",
+    "dstar",
+    "jaccard",
+    "kulczynski2",
+    "measure",
+    "ochiai",
+    "op2",
     "random_neurons",
+    "russell_rao",
+    "sorensen_dice",
+    "tarantula",
+    "top_k",
+    "top_k_per_site",
+    "wong2",
+    "zoltar",
 ]
 
 
 def _apply(fn: Callable, spectrum: Spectrum):
     """Applies ``fn(ef, ep, nf, np)`` to float32 copies of the fields, leaf by leaf."""
-    if not isinstance(spectrum, Spectrum):
-        raise ValueError(f"expected a Spectrum, got {type(spectrum).__name__}")
+    validation.instance(spectrum, Spectrum, "spectrum")
     structures = {jax.tree.structure(field) for field in spectrum}
     if len(structures) != 1:
         raise ValueError("the fields of a Spectrum must have the same structure")
@@ -54,9 +70,9 @@ def _apply(fn: Callable, spectrum: Spectrum):
         shapes = {v.shape for v in values}
         if len(shapes) != 1:
             raise ValueError(f"spectrum fields of different shapes: {sorted(shapes)}")
-        if not any(isinstance(v, jax.core.Tracer) for v in values):
-            if any(bool((v < 0).any()) or not bool(jnp.isfinite(v).all()) for v in values):
-                raise ValueError("spectrum counts must be finite and non-negative")
+        if not any(validation.is_traced(v) for v in values) and any(
+                bool((v < 0).any()) or not bool(jnp.isfinite(v).all()) for v in values):
+            raise ValueError("spectrum counts must be finite and non-negative")
         return fn(*values)
 
     return jax.tree.map(leaf, *spectrum)
@@ -111,7 +127,7 @@ def ochiai(spectrum: Spectrum):
     return _apply(lambda ef, ep, nf, np_: _div(ef, jnp.sqrt((ef + nf) * (ef + ep))), spectrum)
 
 
-def dstar(spectrum: Spectrum, *, star: int | float = 3):
+def dstar(spectrum: Spectrum, *, star: Real = 3):
     """D*: ``ef**star / (ep + nf)``.
 
     A zero denominator with ``ef > 0`` (every failing input and no passing input activated the
@@ -262,30 +278,31 @@ def measure(name: str) -> Callable:
     return MEASURES[name]
 
 
-def _flat_scores(scores) -> tuple[list, list[int], np.ndarray]:
+Scores = Mapping[str, Shaped[ArrayLike, "..."]] | Shaped[ArrayLike, "..."]
+
+
+def _flat_scores(scores) -> tuple[dict[str, int] | None, np.ndarray]:
+    """``({site: neurons}, all scores flat in site order)``; ``None`` for a single array."""
     if isinstance(scores, Mapping):
-        names = list(scores)
-        arrays = [np.asarray(scores[n], np.float64).reshape(-1) for n in names]
+        arrays = {n: np.asarray(v, np.float64).reshape(-1) for n, v in scores.items()}
+        counts = {n: len(a) for n, a in arrays.items()}
+        flat = np.concatenate(list(arrays.values())) if arrays else np.zeros(0)
     else:
-        names = [None]
-        arrays = [np.asarray(scores, np.float64).reshape(-1)]
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+        counts, flat = None, np.asarray(scores, np.float64).reshape(-1)
     if np.isnan(flat).any():
         raise ValueError("scores contain NaN")
-    return names, [len(a) for a in arrays], flat
+    return counts, flat
 
 
-def _unflatten(names, sizes, flat_indices) -> list:
-    offsets = np.cumsum([0, *sizes])
-    out = []
-    for f in np.asarray(flat_indices).tolist():
-        site = int(np.searchsorted(offsets, f, side="right") - 1)
-        out.append(f - int(offsets[site]) if names[site] is None else
-                   (names[site], f - int(offsets[site])))
-    return out
+def _neurons_at(counts: dict[str, int] | None, flat_indices) -> list:
+    """``(site, index)`` of each flat position (the positions themselves for one array)."""
+    flat_indices = np.asarray(flat_indices, np.int64)
+    if counts is None:
+        return flat_indices.tolist()
+    return [activations.site_index(counts, f) for f in flat_indices.tolist()]
 
 
-def top_k(scores, k: int) -> list:
+def top_k(scores: Scores, k: int) -> list:
     """The ``k`` most suspicious neurons over all sites together, most suspicious first.
 
     Ties are broken deterministically: the neuron earlier in layer order (the order of the
@@ -302,14 +319,14 @@ def top_k(scores, k: int) -> list:
         >>> top_k({"fc1": jnp.array([0.5, 0.9]), "fc2": jnp.array([0.9, 0.1])}, 2)
         [('fc1', 1), ('fc2', 0)]
     """
-    names, sizes, flat = _flat_scores(scores)
+    counts, flat = _flat_scores(scores)
     if not 0 <= k <= len(flat):
         raise ValueError(f"k={k} must be between 0 and the {len(flat)} neurons")
-    order = np.argsort(-flat, kind="stable")[:k]
-    return _unflatten(names, sizes, order)
+    return _neurons_at(counts, np.argsort(-flat, kind="stable")[:k])
 
 
-def top_k_per_site(scores: Mapping[str, jax.Array], k: int) -> dict[str, list[int]]:
+def top_k_per_site(scores: Mapping[str, Shaped[ArrayLike, "..."]], k: int
+                   ) -> dict[str, list[int]]:
     """The ``k`` most suspicious neurons of each site (all of a smaller site), ties to the
     lower index.
 
@@ -317,13 +334,12 @@ def top_k_per_site(scores: Mapping[str, jax.Array], k: int) -> dict[str, list[in
         >>> top_k_per_site({"fc1": jnp.array([0.2, 0.9, 0.9]), "fc2": jnp.array([0.3])}, 2)
         {'fc1': [1, 2], 'fc2': [0]}
     """
-    if not isinstance(scores, Mapping):
-        raise ValueError("top_k_per_site needs {site: scores}")
+    validation.instance(scores, Mapping, "scores")
     if k < 0:
         raise ValueError(f"k={k} must be non-negative")
     out = {}
     for name, value in scores.items():
-        _, _, flat = _flat_scores(value)
+        _, flat = _flat_scores(value)
         out[name] = np.argsort(-flat, kind="stable")[:k].tolist()
     return out
 
@@ -353,19 +369,17 @@ def random_neurons(sizes: Mapping[str, int], k: int, *, key: jax.Array,
         >>> sorted(picked)
         [('fc1', 1), ('fc2', 0), ('fc2', 1)]
     """
-    names = list(sizes)
-    total = int(sum(sizes.values()))
+    sizes = validation.counts(sizes, "sizes")
+    key = validation.key(key)
+    total = sum(sizes.values())
     allowed = np.ones(total, bool)
-    offsets = dict(zip(names, np.cumsum([0, *sizes.values()])[:-1].tolist()))
     for site, index in exclude:
-        if site in sizes:
-            if not 0 <= index < sizes[site]:
-                raise ValueError(f"excluded neuron ({site!r}, {index}) is outside its site")
-            allowed[offsets[site] + index] = False
+        if site in sizes:  # neurons of other sites cannot be drawn anyway
+            allowed[activations.flat_index(sizes, site, index)] = False
     if not 0 <= k <= int(allowed.sum()):
         raise ValueError(f"cannot draw {k} neurons from the {int(allowed.sum())} allowed ones")
     if k == 0:
         return []
     p = jnp.asarray(allowed, jnp.float32)
     flat = jax.random.choice(key, total, (k,), replace=False, p=p / p.sum())
-    return _unflatten(names, list(sizes.values()), np.asarray(flat))
+    return _neurons_at(sizes, np.asarray(flat))

@@ -13,7 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "is_traced", "images", "acts", "row_mask", "scalar", "positive_int", "key", "choice",
+    "acts",
+    "choice",
+    "counts",
+    "images",
+    "instance",
+    "is_traced",
+    "key",
+    "positive_int",
+    "row_mask",
+    "scalar",
 ]
 
 
@@ -27,7 +36,9 @@ def _finite(x) -> bool:
         return True
     if isinstance(x, np.ndarray):
         return bool(np.isfinite(x).all())
-    return bool(jnp.isfinite(x).all())
+    # Eagerly even inside a trace (a concrete array closed over by a jitted function).
+    with jax.ensure_compile_time_eval():
+        return bool(jnp.isfinite(x).all())
 
 
 def images(x, name: str = "inputs", *, min_ndim: int = 2):
@@ -123,6 +134,21 @@ def positive_int(k, name: str = "k") -> int:
     return int(k)
 
 
+def counts(values, name: str = "counts") -> dict[str, int]:
+    """``{site: neurons}``, non-empty, each a positive int, as a new dict in the same order.
+
+    Example:
+        >>> counts({"fc1": 3, "fc2": 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: counts['fc2'] must be a positive int, got 0
+    """
+    if not isinstance(values, Mapping) or not values:
+        raise ValueError(f"{name} must be a non-empty dict {{site: neurons}}, "
+                         f"got {type(values).__name__}")
+    return {site: positive_int(n, f"{name}[{site!r}]") for site, n in values.items()}
+
+
 def key(value, name: str = "key") -> jax.Array:
     """A single JAX random key; a legacy ``jax.random.PRNGKey`` (``uint32[2]``) is wrapped.
 
@@ -139,6 +165,22 @@ def key(value, name: str = "key") -> jax.Array:
         return jax.random.wrap_key_data(jnp.asarray(value))
     raise ValueError(f"{name} must be a JAX random key such as jax.random.key(0), "
                      f"got {type(value).__name__}")
+
+
+def instance(value, kind: type, name: str):
+    """``value`` if it is a ``kind``, else a ``ValueError`` naming the argument (bad input is a
+    ``ValueError`` in this package, whatever its cause).
+
+    Example:
+        >>> instance(3, str, "site")
+        Traceback (most recent call last):
+        ...
+        ValueError: site must be a builtins.str, got int
+    """
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__module__}.{kind.__qualname__}, "  # noqa: TRY004
+                         f"got {type(value).__name__}")
+    return value
 
 
 def choice(value, name: str, options):

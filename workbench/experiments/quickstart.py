@@ -20,7 +20,7 @@ __all__ = ["coverage_ratios", "results", "synthesis_accuracy", "synthesise"]
 def coverage_ratios(masks: Mapping[str, Mapping], dead: Mapping[str, np.ndarray]
                     ) -> dict[str, float]:
     """The covered fraction of every criterion of ``masks`` (``{criterion: {site: mask}}``, as
-    :func:`workbench.coverage.model_coverage` returns), plus NC over the live neurons only
+    :func:`workbench.passes.model_coverage` returns), plus NC over the live neurons only
     (``"nc (live neurons)"``, leaving out ``dead``).
 
     Example:
