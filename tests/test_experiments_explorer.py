@@ -97,3 +97,18 @@ def test_bad_names_raise(md):
         explorer.neuron_values(md, "nope")
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         explorer.load_model_data("nope")
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_load_model_data_with_the_released_weights(data_root):
+    if not (data_root / "released" / "deepxplore" / "Model1.h5").is_file():
+        pytest.skip("the released models are not in the data root")
+    md = explorer.load_model_data("lenet1", weights="released", n_train=500, n_test=100,
+                                  root=data_root)
+    assert md.test_accuracy > 0.97  # measured on the whole test set
+    assert {s: v.shape for s, v in md.acts.items()} == {"conv1": (100, 4), "conv2": (100, 12)}
+    assert md.labels.tolist()[:3] == [7, 2, 1]
+    assert float(np.mean(md.predictions == md.labels)) > 0.9
+    for site, value in md.acts.items():  # the profile is the first 500 training images'
+        assert md.profile.low[site].shape == (value.shape[1],)

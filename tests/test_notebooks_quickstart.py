@@ -13,12 +13,12 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in ("quickstart", "explorer")}
 
 
-def _run(name: str, tmp_path: Path, monkeypatch, data_root, model_cache) -> Path:
+def _run(name: str, tmp_path: Path, monkeypatch, data_root, model_cache, **extra) -> Path:
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
     profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
     parameters = reproduce.notebook_parameters(NOTEBOOKS[name], profile,
-                                               figures_dir=tmp_path / "figures")
+                                               figures_dir=tmp_path / "figures") | extra
     outcome = reproduce.execute(NOTEBOOKS[name], tmp_path / f"{name}.ipynb", parameters,
                                 progress=False)
     assert outcome.ok, f"cell {outcome.cell}: {outcome.error}\n{outcome.source}"
@@ -45,6 +45,17 @@ def test_quickstart_runs(tmp_path, monkeypatch, data_root, model_cache, trained)
     assert results["coverage: nc (live neurons)"] >= results["coverage: nc"]
     assert results["difference-inducing inputs per seed"] >= 0
     assert "| test accuracy |" in (out / "results.md").read_text()
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_quickstart_runs_on_the_released_weights(tmp_path, monkeypatch, data_root, model_cache):
+    if not (data_root / "released" / "deepxplore" / "Model3.h5").is_file():
+        pytest.skip("the released models are not in the data root")
+    out = _run("quickstart", tmp_path, monkeypatch, data_root, model_cache, weights="released")
+    results = _results(out)
+    assert results["test accuracy"] > 0.98  # DeepXplore's LeNet-5 (Table 1: 98.63%)
+    assert 0.0 <= results["NC of lenet1 after DeepXplore"] <= 1.0
 
 
 @pytest.mark.real_data
