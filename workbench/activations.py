@@ -48,22 +48,40 @@ References:
 """
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+import numpy as np  # noqa: F401  (used by the doctests)
 from flax import nnx
-from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from workbench import validation
+from workbench.sites import flat_index, flatten, in_order, site_index, unflatten
 
 __all__ = [
-    "PreActivation", "Pooling", "Trace", "Convention", "CONVENTIONS", "KINDS", "REDUCTIONS",
-    "as_convention", "split", "merge", "forward", "neurons", "trace", "activations",
-    "check_model_input", "neuron_counts", "in_order", "flatten", "unflatten", "flat_index",
+    "CONVENTIONS",
+    "KINDS",
+    "REDUCTIONS",
+    "Convention",
+    "Pooling",
+    "PreActivation",
+    "Trace",
+    "activations",
+    "as_convention",
+    "check_model_input",
+    "flat_index",
+    "flatten",
+    "forward",
+    "in_order",
+    "merge",
+    "neuron_counts",
+    "neurons",
     "site_index",
+    "split",
+    "trace",
+    "unflatten",
 ]
 
 KINDS = ("post", "pre", "deepxplore")
@@ -374,83 +392,6 @@ def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
     shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
     order = _SITE_ORDER[(graphdef, conv.kind)]
     return {k: int(shapes.acts[k].shape[-1]) for k in order}
-
-
-def in_order(values: Mapping[str, Any], order: "Sequence[str] | Mapping[str, Any]"
-             ) -> dict[str, Any]:
-    """``values`` with its keys in ``order`` (a sequence of sites, or the keys of a dict such
-    as :func:`neuron_counts`): the one repair for dicts that ``jax.jit`` returns sorted.
-
-    Example:
-        >>> in_order({"b": 1, "a": 2}, ["b", "a"])
-        {'b': 1, 'a': 2}
-    """
-    return {site: values[site] for site in order}
-
-
-def flatten(acts: Mapping[str, jax.Array]) -> jax.Array:
-    """Concatenates the sites into ``(batch, total_neurons)``, in the dict's order."""
-    return jnp.concatenate([v for v in acts.values()], axis=-1)
-
-
-def unflatten(counts: Mapping[str, int], flat) -> dict[str, Any]:
-    """Splits the last axis of ``flat`` (``total_neurons`` long) back into sites: the inverse of
-    :func:`flatten` for the sizes ``counts``.
-
-    Example:
-        >>> {k: v.tolist() for k, v in unflatten({"a": 1, "b": 2}, np.arange(3)).items()}
-        {'a': [0], 'b': [1, 2]}
-    """
-    total = sum(counts.values())
-    if np.shape(flat)[-1] != total:
-        raise ValueError(f"expected {total} neurons on the last axis, got {np.shape(flat)}")
-    out, offset = {}, 0
-    for site, count in counts.items():
-        out[site] = flat[..., offset:offset + count]
-        offset += count
-    return out
-
-
-def flat_index(counts: Mapping[str, int], site: str, index: "int | Int[ArrayLike, '*n']"):
-    """The position of neuron ``(site, index)`` among all neurons of ``counts``, in order.
-
-    Example:
-        >>> flat_index({"conv1": 6, "conv2": 16}, "conv2", 3)
-        9
-    """
-    if site not in counts:
-        raise ValueError(f"unknown site {site!r}; the sites are {list(counts)}")
-    index_array = np.asarray(index)
-    if not np.issubdtype(index_array.dtype, np.integer):
-        raise ValueError(f"neuron index must be an integer, got {index!r}")
-    if np.any(index_array < 0) or np.any(index_array >= counts[site]):
-        raise ValueError(f"neuron index {index} is outside site {site!r} of {counts[site]} neurons")
-    offset = 0
-    for name, count in counts.items():
-        if name == site:
-            return offset + index
-        offset += count
-
-
-def site_index(counts: Mapping[str, int], flat: int) -> tuple[str, int]:
-    """The ``(site, index)`` of the neuron at flat position ``flat``: the inverse of
-    :func:`flat_index`.
-
-    Example:
-        >>> site_index({"conv1": 6, "conv2": 16}, 9)
-        ('conv2', 3)
-    """
-    if not np.issubdtype(np.asarray(flat).dtype, np.integer):
-        raise ValueError(f"flat index must be an integer, got {flat!r}")
-    flat = int(flat)
-    total = sum(counts.values())
-    if not 0 <= flat < total:
-        raise ValueError(f"flat index {flat} is outside 0..{total - 1}")
-    for name, count in counts.items():
-        if flat < count:
-            return name, flat
-        flat -= count
-    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- TRANSITION (remove)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Shaped
 
-from workbench import activations, validation
+from workbench import sites, validation
 from workbench.spectra import Spectrum
 
 __all__ = [
@@ -299,7 +299,7 @@ def _neurons_at(counts: dict[str, int] | None, flat_indices) -> list:
     flat_indices = np.asarray(flat_indices, np.int64)
     if counts is None:
         return flat_indices.tolist()
-    return [activations.site_index(counts, f) for f in flat_indices.tolist()]
+    return [sites.site_index(counts, f) for f in flat_indices.tolist()]
 
 
 def top_k(scores: Scores, k: int) -> list:
@@ -375,7 +375,7 @@ def random_neurons(sizes: Mapping[str, int], k: int, *, key: jax.Array,
     allowed = np.ones(total, bool)
     for site, index in exclude:
         if site in sizes:  # neurons of other sites cannot be drawn anyway
-            allowed[activations.flat_index(sizes, site, index)] = False
+            allowed[sites.flat_index(sizes, site, index)] = False
     if not 0 <= k <= int(allowed.sum()):
         raise ValueError(f"cannot draw {k} neurons from the {int(allowed.sum())} allowed ones")
     if k == 0:

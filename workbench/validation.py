@@ -178,7 +178,7 @@ def instance(value, kind: type, name: str):
         ValueError: site must be a builtins.str, got int
     """
     if not isinstance(value, kind):
-        raise ValueError(f"{name} must be a {kind.__module__}.{kind.__qualname__}, "  # noqa: TRY004
+        raise ValueError(f"{name} must be a {kind.__module__}.{kind.__qualname__}, "
                          f"got {type(value).__name__}")
     return value
 
