@@ -132,7 +132,7 @@ def load_model(name: str, *, weights: str = "trained", epochs: int | None = None
                                cache=model_cache(cache), root=root)
 
 
-def load_models(names: Sequence[str], **options) -> dict:
+def load_models(names: Sequence[str], **options) -> dict[str, object]:
     """``{name: model}`` for each of ``names``, loaded by :func:`load_model` with ``options``
     (``weights``, ``epochs``, ``n_train``, ``seed``, ``cache``, ``root``)."""
     return {name: load_model(name, **options).model for name in names}
