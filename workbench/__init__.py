@@ -6,7 +6,8 @@ One module per concept: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``acti
 ``patterns`` (TKNP), ``profiles`` (training ranges), ``passes`` (datasets through a model:
 coverage, profiles, patterns, spectra, traces), ``surprise`` (LSA, DSA), ``spectra`` and
 ``suspiciousness`` (DeepFault's fault localisation),
-``synthesis`` (DeepFault's input synthesis), ``differential`` (DeepXplore), ``adversarial``
+``synthesis`` (DeepFault's input synthesis), ``differential`` (DeepXplore), ``constraints``
+(DeepXplore's image transformations), ``adversarial``
 (FGSM), ``retraining`` (retraining with generated inputs), ``stats`` (significance and effect
 sizes).
 Figures, widgets and the reproduction pipeline are imported on demand: ``workbench.plots``,
@@ -15,6 +16,7 @@ Figures, widgets and the reproduction pipeline are imported on demand: ``workben
 
 from workbench import activations
 from workbench import adversarial
+from workbench import constraints
 from workbench import coverage
 from workbench import data
 from workbench import differential
@@ -34,6 +36,7 @@ from workbench import train
 __all__ = [
     "activations",
     "adversarial",
+    "constraints",
     "coverage",
     "data",
     "differential",
