@@ -268,8 +268,13 @@ def _neurons_of(model, x, conv: Convention) -> Trace:
 
 def forward(graphdef: GraphDef, state: State, x: Float[Array, "batch ..."]
             ) -> Float[Array, "batch classes"]:
-    """The model's logits on ``x`` in evaluation mode: a pure function, as :func:`neurons`."""
-    return merge(graphdef, state)(x)
+    """The model's logits on ``x`` in evaluation mode: a pure function, as :func:`neurons`.
+
+    The model runs under ``nnx.capture`` (its sown values are dropped, and XLA removes their
+    computation): a model that sows under its layers' own names, as the README's ``MyNet``
+    does, may only be called inside a capture.
+    """
+    return _capture(merge(graphdef, state), x, "post")[0]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "conv"))
@@ -295,14 +300,51 @@ def _input_problem(graphdef, state, shape: tuple[int, ...], dtype) -> str | None
     return _INPUT_PROBLEMS[cache_key]
 
 
+# Per-example shapes tried when an input does not fit, to say what the model takes: the common
+# image shapes (MNIST, CIFAR-10), channel-last and channel-first, and flat.
+_KNOWN_SHAPES = ((28, 28, 1), (32, 32, 3), (1, 28, 28), (3, 32, 32), (784,), (3072,))
+
+
+def _candidates(shape: tuple[int, ...], batched: tuple[int, ...]):
+    """``(per-example shape, hint)`` pairs to try for an input of shape ``batched``, most
+    telling first: the same input as one unbatched example, with a channel axis added, with the
+    channels moved last, then the common shapes (same rank first)."""
+    yield batched, "a single unbatched input? Add the batch axis: x[None]"
+    if len(shape) == 2:
+        yield (*shape, 1), "a missing channel axis? Add it: x[..., None]"
+    if len(shape) == 3 and shape[0] in (1, 3) and shape[2] not in (1, 3):
+        yield (*shape[1:], shape[0]), ("channel-first images? The model takes them channel-last"
+                                       " (NHWC): np.moveaxis(x, 1, -1)")
+    for known in sorted(_KNOWN_SHAPES, key=lambda k: len(k) != len(shape)):
+        if known != shape:
+            yield known, None
+
+
+def _expected_input(graphdef, state, shape, batched, dtype) -> tuple[tuple, str | None] | None:
+    """A per-example shape the model runs on, found by tracing it on a few candidates."""
+    for candidate, hint in _candidates(shape, batched):
+        if candidate and _input_problem(graphdef, state, candidate, dtype) is None:
+            return candidate, hint
+    return None
+
+
 def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...]:
     """Checks that ``x`` is a batch of finite floats the model can take; returns its input
     shape ``x.shape[1:]``. The model is traced once per input shape (nothing is computed).
+
+    When ``x`` does not fit, the message gives its shape and a shape the model runs on, found
+    by tracing the model on a few candidates (``x`` as one unbatched example, with a channel
+    axis added, channel-last, the MNIST and CIFAR-10 shapes), else the model's own error.
+    Inputs far beyond [0, 1] (raw 0-255 pixels) warn: :func:`workbench.validation.input_range`.
 
     Args:
         model_or_parts: an NNX model or its ``(graphdef, state)`` from :func:`split`.
         x: ``(batch, ...)`` inputs.
         name: the argument's name in error messages.
+
+    Raises:
+        ValueError: ``x`` is not a non-empty batch of finite floats, or the model cannot take
+            its shape.
 
     Example:
         >>> from workbench import models
@@ -311,17 +353,27 @@ def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...
         >>> check_model_input(models.create("lenet1"), np.zeros((2, 32, 32, 3), np.float32))
         Traceback (most recent call last):
         ...
-        ValueError: inputs of shape (2, 32, 32, 3) do not fit the model: ...
+        ValueError: inputs of shape (2, 32, 32, 3) do not fit the model: it runs on (batch, 28, 28, 1) ...
     """
     validation.images(x, name)
     if len(x) == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); give at least "
+                         f"one input")
     graphdef, state = (split(model_or_parts) if isinstance(model_or_parts, nnx.Module)
                        else model_or_parts)
     shape = tuple(int(d) for d in x.shape[1:])
-    problem = _input_problem(graphdef, state, shape, jnp.dtype(x.dtype))
+    dtype = jnp.dtype(x.dtype)
+    problem = _input_problem(graphdef, state, shape, dtype)
     if problem is not None:
-        raise ValueError(f"{name} of shape {tuple(x.shape)} do not fit the model: {problem}")
+        given = f"{name} of shape {tuple(x.shape)} do not fit the model"
+        found = _expected_input(graphdef, state, shape, tuple(int(d) for d in x.shape), dtype)
+        if found is None:
+            raise ValueError(f"{given} (no shape among {_KNOWN_SHAPES} fits it either; the "
+                             f"model said: {problem})")
+        expected, hint = found
+        raise ValueError(f"{given}: it runs on (batch, {', '.join(map(str, expected))})"
+                         f"{f'; {hint}' if hint else ''} (the model said: {problem})")
+    validation.input_range(x, name)
     return shape
 
 
