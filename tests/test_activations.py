@@ -1,5 +1,6 @@
 """Reading neurons: hand-set weights, reductions, scaling, user models, flat indices."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,19 +51,20 @@ def test_hand_set_weights_give_known_values():
 
 def test_reductions_and_scaling():
     net, x = TinyConv(), _input()
-    np.testing.assert_allclose(activations.activations(net, x, reduce="max")["conv"], [[4, 0]])
-    whole = activations.activations(net, x, reduce="none")["conv"]
+    np.testing.assert_allclose(activations.activations(net, x, convention=activations.Convention(reduce="max"))["conv"], [[4, 0]])
+    whole = activations.activations(net, x, convention=activations.Convention(reduce="none"))["conv"]
     np.testing.assert_allclose(whole, [[1, 0, 2, 0, 3, 0, 4, 0]])     # (h, w, c) row-major
-    scaled = activations.activations(net, x, scale="minmax")["conv"]
+    scaled = activations.activations(net, x, convention=activations.Convention(scale="minmax"))["conv"]
     # Scaled over all positions and channels together (min 0, max 4), then the channel mean.
     np.testing.assert_allclose(scaled, [[2.5 / 4, 0.0]])
-    pre = activations.activations(net, x, kind="pre")
+    pre = activations.activations(net, x, convention="pre")
     assert list(pre) == ["dense"]
 
 
 def test_constant_layer_scales_to_zero():
     net = TinyConv()
-    scaled = activations.activations(net, jnp.zeros((1, 2, 2, 2)), scale="minmax")
+    scaled = activations.activations(net, jnp.zeros((1, 2, 2, 2)),
+                                     convention=activations.Convention(scale="minmax"))
     np.testing.assert_array_equal(scaled["conv"], [[0.0, 0.0]])
 
 
@@ -89,18 +91,51 @@ def test_trace_matches_plain_call_and_leaves_model_unchanged():
     result = activations.trace(net, x)
     np.testing.assert_allclose(result.logits, net(x), rtol=1e-5, atol=1e-5)
     assert jax.tree.structure(nnx.state(net)) == jax.tree.structure(before)
-    deep = activations.trace(net, x, kind="deepxplore")
+    deep = activations.trace(net, x, convention="deepxplore_raw")
     np.testing.assert_allclose(deep.acts["softmax"], jax.nn.softmax(result.logits), rtol=1e-5)
 
 
 def test_new_inputs_do_not_recompile():
     net = models.create("lenet1", seed=0)
     x = jnp.zeros((4, 28, 28, 1))
-    activations.trace(net, x)
-    before = activations._trace_jit._cache_size()
-    activations.trace(net, x + 0.5)
-    activations.trace(models.create("lenet1", seed=3), x)   # new weights, same structure
-    assert activations._trace_jit._cache_size() == before
+    counted = chex.assert_max_traces(activations.neurons, n=1)
+    step = jax.jit(counted, static_argnums=(0, 3))
+    graphdef, state = activations.split(net)
+    conv = activations.CONVENTIONS["post"]
+    step(graphdef, state, x, conv)
+    step(graphdef, state, x + 0.5, conv)
+    _, other = activations.split(models.create("lenet1", seed=3))   # new weights, same structure
+    step(graphdef, other, x, conv)
+
+
+def test_neurons_is_pure_and_matches_trace():
+    net = models.create("lenet5", seed=0)
+    x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1))
+    graphdef, state = activations.split(net)
+    conv = activations.CONVENTIONS["deepxplore"]
+    inside = jax.jit(activations.neurons, static_argnums=(0, 3))(graphdef, state, x, conv)
+    outside = activations.trace(net, x, convention="deepxplore")
+    counts = activations.neuron_counts(net, x.shape[1:], convention="deepxplore")
+    assert list(activations.in_order(inside.acts, counts)) == list(outside.acts) == list(counts)
+    for site in counts:
+        np.testing.assert_allclose(inside.acts[site], outside.acts[site], rtol=1e-6)
+    np.testing.assert_allclose(activations.forward(graphdef, state, x), outside.logits, rtol=1e-5)
+
+
+def test_check_model_input_names_the_problem():
+    net = models.create("lenet1", seed=0)
+    assert activations.check_model_input(net, np.zeros((3, 28, 28, 1), np.float32)) == (28, 28, 1)
+    with pytest.raises(ValueError, match=r"shape \(1, 32, 32, 3\) do not fit the model"):
+        activations.trace(net, jnp.zeros((1, 32, 32, 3)))
+    with pytest.raises(ValueError, match="empty batch"):
+        activations.trace(net, jnp.zeros((0, 28, 28, 1)))
+
+
+def test_conventions_by_name_and_value():
+    assert activations.as_convention("post") == activations.Convention()
+    assert activations.as_convention("deepxplore").scale == "minmax"
+    with pytest.raises(ValueError, match="unknown convention"):
+        activations.as_convention("deepgauge2")
 
 
 def test_bad_inputs_are_named():
@@ -110,9 +145,10 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="floating point"):
         activations.trace(net, jnp.zeros((1, 28, 28, 1), jnp.int32))
     with pytest.raises(ValueError, match="unknown kind"):
-        activations.trace(net, jnp.zeros((1, 28, 28, 1)), kind="middle")
+        activations.trace(net, jnp.zeros((1, 28, 28, 1)), convention=activations.Convention(kind="middle"))
     with pytest.raises(ValueError, match="unknown reduce"):
-        activations.trace(net, jnp.zeros((1, 28, 28, 1)), reduce="median")
+        activations.trace(net, jnp.zeros((1, 28, 28, 1)),
+                          convention=activations.Convention(reduce="median"))
 
 
 def test_flat_index_round_trip():

@@ -43,13 +43,13 @@ def test_outputs_sites_and_counts(name):
     x = jax.ShapeDtypeStruct((2, *net.input_shape), jnp.float32)
     assert jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state, x).shape == (2, 10)
     assert activations.neuron_counts(net, net.input_shape) == EXPECTED[name]
-    assert activations.neuron_counts(net, net.input_shape, kind="pre") == EXPECTED[name]
+    assert activations.neuron_counts(net, net.input_shape, convention="pre") == EXPECTED[name]
 
 
 @pytest.mark.parametrize("name, total", [("lenet1", 52), ("lenet4", 148), ("lenet5", 268)])
 def test_deepxplore_counts_match_the_released_code(name, total):
     net = models.create(name, seed=0)
-    counts = activations.neuron_counts(net, net.input_shape, kind="deepxplore")
+    counts = activations.neuron_counts(net, net.input_shape, convention="deepxplore")
     assert sum(counts.values()) == total
     assert list(counts)[-2:] == ["logits", "softmax"]
 
@@ -61,7 +61,7 @@ def test_deepfault_mnist_dense_layers_have_no_bias():
 
 def test_leaky_models_use_slope_001():
     net = models.create("deepfault_3x50_leaky", seed=0)
-    pre = activations.activations(net, jnp.ones((4, 28, 28, 1)), kind="pre")["fc1"]
+    pre = activations.activations(net, jnp.ones((4, 28, 28, 1)), convention="pre")["fc1"]
     post = activations.activations(net, jnp.ones((4, 28, 28, 1)))["fc1"]
     assert bool((pre < 0).any())
     assert jnp.allclose(post, jnp.where(pre > 0, pre, 0.01 * pre), atol=1e-6)

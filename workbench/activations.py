@@ -378,7 +378,7 @@ def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...
 
 
 def trace(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
-          convention: "str | Convention" = "post", **legacy) -> Trace:
+          convention: "str | Convention" = "post") -> Trace:
     """Runs ``model`` on ``x`` in evaluation mode and returns its logits and neurons.
 
     Jitted per model structure and convention; the weights are traced values, so new weights
@@ -400,7 +400,7 @@ def trace(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
         >>> t.logits.shape, {k: v.shape for k, v in t.acts.items()}
         ((2, 10), {'conv1': (2, 4), 'conv2': (2, 12)})
     """
-    conv = _legacy(convention, legacy)
+    conv = as_convention(convention)
     graphdef, state = split(model)
     check_model_input((graphdef, state), x)
     result = _neurons_jit(graphdef, state, x, conv=conv)
@@ -408,7 +408,7 @@ def trace(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
 
 
 def activations(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
-                convention: "str | Convention" = "post", **legacy) -> dict[str, jax.Array]:
+                convention: "str | Convention" = "post") -> dict[str, jax.Array]:
     """The neurons of every site of ``model`` on ``x``: ``trace(...).acts``.
 
     Example:
@@ -417,11 +417,11 @@ def activations(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
         >>> [(k, v.shape[1]) for k, v in acts.items()]
         [('conv1', 6), ('conv2', 16), ('fc1', 120), ('fc2', 84)]
     """
-    return trace(model, x, convention=_legacy(convention, legacy)).acts
+    return trace(model, x, convention=as_convention(convention)).acts
 
 
 def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
-                  convention: "str | Convention" = "post", **legacy) -> dict[str, int]:
+                  convention: "str | Convention" = "post") -> dict[str, int]:
     """Neurons per site, in layer order, from activations or from a model and an input shape.
 
     The input shape comes from the data (``images.shape[1:]``). Nothing is computed for a
@@ -438,45 +438,9 @@ def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
     if input_shape is None:
         raise ValueError("neuron_counts(model, input_shape): the input shape is needed "
                          "(images.shape[1:])")
-    conv = _legacy(convention, legacy)
+    conv = as_convention(convention)
     graphdef, state = split(model_or_acts)
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
     order = _SITE_ORDER[(graphdef, conv.kind)]
     return {k: int(shapes.acts[k].shape[-1]) for k in order}
-
-
-# ---------------------------------------------------------------- TRANSITION (remove)
-# The loose ``kind``/``reduce``/``scale`` arguments and the private helpers other modules
-# called before the one-contract refactor; removed once no module uses them.
-
-
-def _legacy(convention, legacy) -> Convention:
-    if not legacy:
-        return as_convention(convention)
-    unknown = set(legacy) - {"kind", "reduce", "scale"}
-    if unknown:
-        raise TypeError(f"unexpected arguments {sorted(unknown)}")
-    return as_convention(Convention(legacy.get("kind", "post"), legacy.get("reduce", "mean"),
-                                    legacy.get("scale")))
-
-
-def _check(kind, reduce, scale) -> None:
-    as_convention(Convention(kind, reduce, scale))
-
-
-def _check_input(x) -> None:
-    validation.images(x)
-
-
-def _trace_model(model, x, kind, reduce, scale) -> Trace:
-    return _neurons_of(model, x, Convention(kind, reduce, scale))
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "kind", "reduce", "scale"))
-def _trace_jit(graphdef, state, x, *, kind, reduce, scale):
-    return neurons(graphdef, state, x, Convention(kind, reduce, scale))
-
-
-def _in_order(graphdef, kind, result: Trace) -> Trace:
-    return Trace(result.logits, in_order(result.acts, _SITE_ORDER[(graphdef, kind)]))
