@@ -1,37 +1,47 @@
 """workbench: test deep neural networks from the inside, in JAX.
 
-One module per concept: ``data`` (MNIST, CIFAR-10), ``models`` (the zoo), ``activations``
-(the neurons of any NNX model), ``train`` (Optax training, safe checkpoints), ``streaming``
-(whole datasets through a jitted fold), ``coverage`` (NC and the DeepGauge family),
-``patterns`` (TKNP), ``profiles`` (training ranges), ``passes`` (datasets through a model:
-coverage, profiles, patterns, spectra, traces), ``surprise`` (LSA, DSA), ``spectra`` and
-``suspiciousness`` (DeepFault's fault localisation),
-``synthesis`` (DeepFault's input synthesis), ``differential`` (DeepXplore), ``constraints``
-(DeepXplore's image transformations), ``adversarial``
-(FGSM), ``retraining`` (retraining with generated inputs), ``stats`` (significance and effect
-sizes).
-Figures, widgets and the reproduction pipeline are imported on demand: ``workbench.plots``,
-``workbench.widgets``, ``workbench.reproduce``.
+Six layers (``ARCHITECTURE.md``), each module one concept:
+
+- kernels, pure functions on ``{site: (batch, neurons)}``: ``coverage`` (NC and the DeepGauge
+  family), ``patterns`` (TKNP), ``profiles`` (training ranges), ``spectra`` and
+  ``suspiciousness`` (DeepFault's fault localisation), ``surprise`` (LSA, DSA), ``stats``
+  (significance, effect sizes, intervals), ``sites`` (site and neuron bookkeeping),
+  ``validation`` (argument checks);
+- the model layer: ``models`` (the zoo, imported Keras models), ``keras`` (Keras 2 files read as
+  data), ``activations`` (the one contract for reading neurons), ``train`` (Optax training, safe
+  checkpoints), ``data`` (MNIST, CIFAR-10, the released models' files), ``files`` (atomic
+  writes);
+- passes, datasets through a model: ``streaming``, ``passes``;
+- algorithms: ``synthesis`` (DeepFault), ``differential`` (DeepXplore), ``constraints`` (image
+  transformations), ``adversarial`` (FGSM), ``retraining``;
+- experiments and front ends, imported on demand: ``workbench.experiments``,
+  ``workbench.plots``, ``workbench.widgets``, ``workbench.reproduce``, ``workbench.cli``.
 """
 
-from workbench import activations
-from workbench import adversarial
-from workbench import constraints
-from workbench import coverage
-from workbench import data
-from workbench import differential
-from workbench import models
-from workbench import passes
-from workbench import patterns
-from workbench import profiles
-from workbench import retraining
-from workbench import spectra
-from workbench import stats
-from workbench import streaming
-from workbench import surprise
-from workbench import suspiciousness
-from workbench import synthesis
-from workbench import train
+from workbench import (
+    activations,
+    adversarial,
+    constraints,
+    coverage,
+    data,
+    differential,
+    files,
+    keras,
+    models,
+    passes,
+    patterns,
+    profiles,
+    retraining,
+    sites,
+    spectra,
+    stats,
+    streaming,
+    surprise,
+    suspiciousness,
+    synthesis,
+    train,
+    validation,
+)
 
 __all__ = [
     "activations",
@@ -40,11 +50,14 @@ __all__ = [
     "coverage",
     "data",
     "differential",
+    "files",
+    "keras",
     "models",
     "passes",
     "patterns",
     "profiles",
     "retraining",
+    "sites",
     "spectra",
     "stats",
     "streaming",
@@ -52,5 +65,6 @@ __all__ = [
     "suspiciousness",
     "synthesis",
     "train",
+    "validation",
 ]
 __version__ = "0.1.0"
