@@ -105,7 +105,7 @@ def test_undeclared_parameter_fails_that_notebook_before_it_runs(folder):
 def test_collect_results_renders_paper_tables(tmp_path):
     (tmp_path / "t.csv").write_text("k,paper,ours\n1,0.25,0.5\n2,n/a,0.1\n")
     text = reproduce.collect_results(tmp_path)
-    assert text.splitlines()[2:] == ["| k | paper | ours | ours - paper |", "|---|---|---|---|",
+    assert text.splitlines()[2:] == ["| k | paper | ours | ours - paper |", "| --- | --- | --- | --- |",
                                      "| 1 | 0.25 | 0.5 | +0.25 |", "| 2 | n/a | 0.1 |  |"]
 
 

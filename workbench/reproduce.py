@@ -48,6 +48,8 @@ from typing import NamedTuple
 
 import yaml
 
+from workbench import files, stats
+
 __all__ = [
     "PROFILES",
     "Outcome",
@@ -174,13 +176,7 @@ def execute(notebook: str | os.PathLike, output: str | os.PathLike, parameters: 
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(value: str) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return stats.markdown_table([dict(zip(header, row)) for row in rows], header)
 
 
 def _number(text: str) -> float | None:
@@ -362,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
         outcomes, profile=str(args.profile), figures_dir=figures_dir, run_dir=run_dir,
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         versions=versions(), notes=notes)
-    (figures_dir / "REPRODUCTION.md").write_text(report)
+    with files.atomic_write(figures_dir / "REPRODUCTION.md", "w") as handle:
+        handle.write(report)
     failed = [o.name for o in outcomes if not o.ok]
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebooks ran"
           + (f"; failed: {', '.join(failed)}" if failed else "")
