@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Int
+from jaxtyping import ArrayLike, Shaped
 
 __all__ = ["flat_index", "flatten", "in_order", "site_index", "unflatten"]
 
@@ -52,7 +52,7 @@ def unflatten(counts: Mapping[str, int], flat) -> dict[str, Any]:
     return out
 
 
-def flat_index(counts: Mapping[str, int], site: str, index: "int | Int[ArrayLike, '*n']"):
+def flat_index(counts: Mapping[str, int], site: str, index: "int | Shaped[ArrayLike, '*n']"):
     """The position of neuron ``(site, index)`` among all neurons of ``counts``, in order.
 
     Example:
@@ -73,7 +73,7 @@ def flat_index(counts: Mapping[str, int], site: str, index: "int | Int[ArrayLike
         offset += count
 
 
-def site_index(counts: Mapping[str, int], flat: int) -> tuple[str, int]:
+def site_index(counts: Mapping[str, int], flat: "int | Shaped[ArrayLike, '']") -> tuple[str, int]:
     """The ``(site, index)`` of the neuron at flat position ``flat``: the inverse of
     :func:`flat_index`.
 
