@@ -27,6 +27,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -123,6 +124,7 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None) -> Dat
     """
     _check_name(name, split)
     base = data_root(root)
+    _folder(base, "the data root")
     if name == "mnist":
         images, labels = _load_mnist(base / "mnist", split)
         classes = MNIST_CLASSES
@@ -135,11 +137,36 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None) -> Dat
     return Dataset(images, labels, classes)
 
 
+# ------------------------------------------------------------------------------ files, folders
+def _not_a_directory(path: Path) -> None:
+    """A directory where a file should be is named as one (not reported as missing)."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a file: remove or rename it and put the "
+                        f"file itself there")
+
+
+def _folder(path: Path, what: str) -> None:
+    """A file where a folder should be is named as one."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what} {path} is a file, not a folder")
+
+
+def _read(path: Path) -> bytes:
+    _not_a_directory(path)
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
 # --------------------------------------------------------------------------------------- MNIST
 def _find(folder: Path, stem: str) -> Path:
+    _folder(folder, "the MNIST folder")
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        _not_a_directory(candidate)
     raise DataError(
         f"missing {folder / stem}(.gz). Run `workbench data download mnist` on a machine with "
         f"internet, or put the four official MNIST IDX files "
@@ -149,13 +176,20 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
-    raw = path.read_bytes()
+    raw = _read(path)
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise DataError(f"{path}: corrupt or truncated gzip stream ({error})") from None
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"{path}: corrupt or truncated gzip stream ({_reason(error)}); "
+                            f"delete it and download it again") from None
     return raw
+
+
+def _reason(error: BaseException) -> str:
+    """An exception as text, never empty (``EOFError()`` has no message)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
@@ -165,8 +199,15 @@ def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
         DataError: wrong magic number, wrong data type, or a payload whose size does not match
             the dimensions in the header (a truncated or padded file).
     """
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{source}: not an IDX file (bad magic number {raw[:4].hex()})")
+    if len(raw) == 0:
+        raise DataError(f"{source}: empty file (0 bytes), not an IDX file: a truncated "
+                        f"download? Delete it and download it again")
+    if len(raw) < 4:
+        raise DataError(f"{source}: {len(raw)} bytes, too short for an IDX header (truncated "
+                        f"file)")
+    if raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{source}: not an IDX file (bad magic number 0x{raw[:4].hex()}, "
+                        f"expected 0x000008nn)")
     if raw[2] != 0x08:
         raise DataError(f"{source}: IDX data type 0x{raw[2]:02x} is not unsigned byte (0x08)")
     ndim = raw[3]
@@ -208,10 +249,13 @@ def _check_labels(labels: np.ndarray, source: Path) -> None:
 
 # ------------------------------------------------------------------------------------ CIFAR-10
 def _cifar_folder(folder: Path) -> Path:
+    _folder(folder, "the CIFAR-10 folder")
     batches = folder / _CIFAR_DIR
     if batches.is_dir():
         return batches
+    _folder(batches, "the CIFAR-10 binary folder")
     archive = folder / _CIFAR_ARCHIVE
+    _not_a_directory(archive)
     if archive.is_file():
         extract_tar(archive, folder)
         return batches
@@ -224,8 +268,14 @@ def _cifar_folder(folder: Path) -> Path:
 
 def _cifar_classes(folder: Path) -> tuple[str, ...]:
     meta = folder / _CIFAR_DIR / "batches.meta.txt"
-    if meta.is_file():
-        names = tuple(line.strip() for line in meta.read_text().splitlines() if line.strip())
+    if meta.exists():
+        try:
+            text = _read(meta).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{meta}: not UTF-8 text ({error.reason} at byte {error.start}): "
+                            f"a corrupt file; delete it (the class names then default to the "
+                            f"official ones)") from None
+        names = tuple(line.strip() for line in text.splitlines() if line.strip())
         if len(names) == 10:
             return names
     return CIFAR10_CLASSES
@@ -253,9 +303,10 @@ def _load_cifar(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for file_name in names:
         path = batches / file_name
+        _not_a_directory(path)
         if not path.is_file():
             raise DataError(f"missing {path}: the CIFAR-10 binary folder is incomplete")
-        batch_images, batch_labels = parse_cifar_binary(path.read_bytes(), source=str(path))
+        batch_images, batch_labels = parse_cifar_binary(_read(path), source=str(path))
         if len(batch_labels) != _CIFAR_PER_FILE:
             raise DataError(f"{path}: {len(batch_labels)} records, expected {_CIFAR_PER_FILE}")
         images.append(batch_images)
@@ -269,9 +320,16 @@ def extract_tar(archive: Path, destination: Path) -> None:
     land outside ``destination`` (absolute paths, ``..``, links, devices).
 
     The archive is unpacked into a temporary folder first and moved into place, so a failure
-    leaves nothing behind.
+    leaves nothing behind. A gzip-compressed archive is read to its end first, so a stream
+    corrupted anywhere fails its CRC check before a single member is extracted.
+
+    Raises:
+        DataError: the archive is corrupt or truncated, or holds a member it may not (the
+            message names the archive and the member).
     """
-    destination = Path(destination)
+    archive, destination = Path(archive), Path(destination)
+    _not_a_directory(archive)
+    _check_gzip(archive)
     destination.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=destination, prefix=".extract-") as staging:
         staging_path = Path(staging).resolve()
@@ -285,12 +343,27 @@ def extract_tar(archive: Path, destination: Path) -> None:
                     if staging_path not in target.parents and target != staging_path:
                         raise DataError(f"{archive}: member {member.name!r} escapes its folder")
                 tar.extractall(staging_path, members=members, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as error:
-            raise DataError(f"{archive}: corrupt or truncated archive ({error})") from None
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            raise DataError(f"{archive}: corrupt or truncated archive ({_reason(error)})"
+                            ) from None
         for child in staging_path.iterdir():
             target = destination / child.name
             if not target.exists():
                 child.rename(target)
+
+
+def _check_gzip(path: Path) -> None:
+    """Reads a gzip file to its end (which checks its CRC and length); other files pass."""
+    try:
+        with open(path, "rb") as stream:
+            if stream.read(2) != b"\x1f\x8b":
+                return
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt or truncated gzip stream ({_reason(error)}); delete "
+                        f"it and download it again") from None
 
 
 # ----------------------------------------------------------------------------------- downloads
@@ -451,6 +524,7 @@ def released_file(relative: str, *, root: str | os.PathLike | None = None) -> Pa
                          f"{', '.join(RELEASED_FILES)}")
     base = data_root(root) / "released"
     path = base / relative
+    _not_a_directory(path)
     if not path.is_file():
         raise DataError(f"missing {path}. {_released_help([relative], base)}")
     actual = _sha256(path)
@@ -478,6 +552,7 @@ def _check_released(root) -> dict[str, dict[str, int]]:
     missing, wrong, sizes = [], [], {}
     for relative, digest in RELEASED_FILES.items():
         path = base / relative
+        _not_a_directory(path)
         if not path.is_file():
             missing.append(relative)
         elif _sha256(path) != digest:

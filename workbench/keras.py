@@ -104,6 +104,8 @@ def read_weights(path: str | os.PathLike) -> KerasWeights:
             Keras 2 saves weights; the message names the file and the problem.
     """
     path = Path(path)
+    if path.is_dir():
+        raise KerasError(f"{path} is a directory, not an HDF5 weights file")
     if not path.is_file():
         raise KerasError(f"{path}: no such file")
     try:
@@ -131,12 +133,15 @@ def read_weights(path: str | os.PathLike) -> KerasWeights:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
         raise KerasError(f"{path}: not a readable HDF5 file, truncated or corrupt "
-                         f"({error})") from None
+                         f"({type(error).__name__}: {error})") from None
     for name, arrays in layers.items():
         for array in arrays:
             if not np.issubdtype(array.dtype, np.floating):
                 raise KerasError(f"{path}: layer {name!r} holds {array.dtype} weights, not "
                                  f"floating point")
+            if not np.isfinite(array).all():
+                raise KerasError(f"{path}: layer {name!r} holds NaN or infinite weights "
+                                 f"(a diverged training run, or a corrupt file)")
     model_config = None
     if config_text is not None:
         model_config = _parse_json(config_text, f"{path} (attribute model_config)")
@@ -161,6 +166,8 @@ def read_architecture(path: str | os.PathLike) -> list[tuple[str, dict]]:
             functional one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise KerasError(f"{path} is a directory, not an architecture JSON file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

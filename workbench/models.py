@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from workbench import keras
+from workbench import keras, validation
 from workbench.activations import Pooling, PreActivation
 
 __all__ = [
@@ -263,6 +263,7 @@ def create(name: str, *, seed: int = 0) -> Sequential:
         (1, 10)
     """
     spec(name)
+    seed = validation.seed(seed)
     return _build(name, jax.random.key(seed), jax.random.key(seed + 1))
 
 
@@ -388,7 +389,7 @@ def to_keras(model: Sequential, weights: str | os.PathLike,
     ``Sequential`` whose last Dense layer has a softmax). :func:`from_keras` reads them back.
     """
     if not isinstance(model, Sequential):
-        raise ValueError(  # noqa: TRY004  (bad input is a ValueError here)
+        raise ValueError(
             f"model must be a workbench Sequential, got {type(model).__name__}")
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     values = []

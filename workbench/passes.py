@@ -48,12 +48,30 @@ Images = Shaped[ArrayLike, "_n ..."]
 Spec = str | activations.Convention
 
 
-def _setup(model, images, convention) -> tuple[Any, Any, activations.Convention, dict]:
-    """The boundary check every pass runs once: convention, model parts, inputs, layer order."""
+def _setup(model, images, convention, batch_size) -> tuple[Any, Any, activations.Convention,
+                                                            dict]:
+    """The boundary check every pass runs once, after its own arguments' checks and before any
+    work: batch size, convention, model parts, inputs (their shape against the model's, by
+    tracing it), layer order."""
+    validation.positive_int(batch_size, "batch_size")
     conv = activations.as_convention(convention)
     graphdef, weights = activations.split(model)
-    shape = activations.check_model_input((graphdef, weights), images)
+    shape = activations.check_model_input((graphdef, weights), images, "images")
     return graphdef, weights, conv, activations.neuron_counts(model, shape, convention=conv)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _logits(graphdef, weights, x):
+    # Through ``neurons`` (a capture), not ``forward``: a model that sows outside a capture
+    # under the name of one of its layers runs only inside one.
+    return activations.neurons(graphdef, weights, x).logits
+
+
+def _n_classes(graphdef, weights, shape: tuple[int, ...]) -> int:
+    """The model's outputs (classes), from the logits' shape (traced, nothing computed)."""
+    out = jax.eval_shape(functools.partial(_logits, graphdef), weights,
+                         jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    return int(out.shape[-1])
 
 
 @functools.cache
@@ -106,8 +124,15 @@ def fold_model(model, images: Images, step: Callable, state: Any, *extra: Images
         ...                count, jnp.int32(0), params=-1.0, batch_size=2))
         5
     """
-    return _fold(_setup(model, images, convention), step, state, images, *extra,
-                 params=params, batch_size=batch_size)
+    if not callable(step):
+        raise ValueError(f"step must be a function (state, trace, mask, params, *extra), got "
+                         f"{type(step).__name__}")
+    parts = _setup(model, images, convention, batch_size)
+    for i, array in enumerate(extra):
+        if np.shape(array)[:1] != (len(images),):
+            raise ValueError(f"extra[{i}] must have one row per image ({len(images)}), got "
+                             f"shape {np.shape(array)}")
+    return _fold(parts, step, state, images, *extra, params=params, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------------------ profile
@@ -138,7 +163,7 @@ def model_profile(model, images: Images, *, convention: Spec = "post",
         >>> {site: low.shape for site, low in prof.low.items()}
         {'conv1': (4,), 'conv2': (12,)}
     """
-    parts = _setup(model, images, convention)
+    parts = _setup(model, images, convention, batch_size)
     counts = parts[3]
     state = _fold(parts, _profile_step, profiles.profile_init(counts), images,
                   batch_size=batch_size)
@@ -206,18 +231,19 @@ def model_coverage(model, images: Images, *, criteria: Sequence[str] = coverage.
         raise ValueError(f"criteria must be a non-empty tuple of names from "
                          f"{coverage.CRITERIA}, got {criteria!r}")
     criteria = tuple(validation.choice(c, "criterion", coverage.CRITERIA) for c in criteria)
-    parts = _setup(model, images, convention)
-    counts = parts[3]
     params = {"threshold": validation.scalar(threshold, "threshold"),
               "std_multiple": validation.scalar(std_multiple, "std_multiple", minimum=0.0),
               "profile": None}
-    if {"kmnc", "nbc", "snac"} & set(criteria):
-        if profile is None:
-            raise ValueError("KMNC, NBC and SNAC need a training profile (model_profile)")
-        params["profile"] = profiles.check(profile, counts)
     k_sections = (validation.positive_int(k_sections, "k_sections") if "kmnc" in criteria
                   else None)
     k_top = validation.positive_int(k_top, "k_top") if "tknc" in criteria else None
+    needs_profile = bool({"kmnc", "nbc", "snac"} & set(criteria))
+    if needs_profile and profile is None:
+        raise ValueError("KMNC, NBC and SNAC need a training profile (model_profile)")
+    parts = _setup(model, images, convention, batch_size)
+    counts = parts[3]
+    if needs_profile:
+        params["profile"] = profiles.check(profile, counts)
     state = {c: coverage.init(counts, criterion=c, k=k_sections) for c in criteria}
     state = _fold(parts, _coverage_step(criteria, k_sections, k_top), state, images,
                   params=params, batch_size=batch_size)
@@ -280,7 +306,10 @@ def model_patterns(model, images: Images, *, k: int = 2, convention: Spec = "pos
         ...                k=1, batch_size=2)
         1
     """
-    parts = _setup(model, images, convention)
+    k = validation.positive_int(k, "k")
+    if capacity is not None:
+        capacity = validation.positive_int(capacity, "capacity")
+    parts = _setup(model, images, convention, batch_size)
     counts = parts[3]
     capacity = len(images) if capacity is None else capacity
     state = patterns.patterns_init(counts, k=k, capacity=capacity)
@@ -314,8 +343,8 @@ def _spectrum_step(state, trace, mask, params, labels):
 
 def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, " _n"], *,
                    threshold: float = 0.0, label: int | None = None, by_class: bool = False,
-                   n_classes: int = 10, convention: Spec = "post", batch_size: int = 1000
-                   ) -> spectra.Spectrum:
+                   n_classes: int | None = None, convention: Spec = "post",
+                   batch_size: int = 1000) -> spectra.Spectrum:
     """The hit spectrum of every neuron of ``model`` over a whole dataset, streamed.
 
     Each batch adds its counts (:func:`workbench.spectra.hit_spectrum`); an input passes when
@@ -324,11 +353,14 @@ def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, " _n"], *,
     Args:
         model: a zoo model or any NNX model that sows its activations.
         images: ``(n, ...)`` inputs in the model's range.
-        labels: ``int[n]`` true classes.
+        labels: ``int[n]`` true classes, each one of the model's outputs (``0 <= label <
+            classes``): an input is never dropped silently.
         threshold: activation threshold (``> threshold``).
-        label: count only inputs of this true class (DeepFault's per-class runs).
+        label: count only inputs of this true class (DeepFault's per-class runs), one of the
+            model's classes.
         by_class: one spectrum per true class in the same pass: arrays ``(n_classes, neurons)``.
-        n_classes: classes for ``by_class``.
+        n_classes: classes for ``by_class`` (default: the model's outputs); every label must
+            be below it.
         convention: which values are neurons (a name in ``activations.CONVENTIONS``).
         batch_size: the most inputs per batch.
 
@@ -344,25 +376,49 @@ def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, " _n"], *,
         >>> {k: v.shape for k, v in s.a_s.items()}
         {'fc1': (50,), 'fc2': (50,), 'fc3': (50,)}
     """
-    parts = _setup(model, images, convention)
-    counts = parts[3]
+    validation.images(images, "images")
+    params = {"threshold": validation.scalar(threshold, "threshold")}
+    if label is not None and by_class:
+        raise ValueError("give either label= or by_class=True, not both")
+    if label is not None:
+        validation.integer(label, "label", minimum=0)
+    if n_classes is not None:
+        validation.positive_int(n_classes, "n_classes")
     labels = np.asarray(labels)
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers of shape ({len(images)},), got "
                          f"{labels.dtype} of shape {labels.shape}")
-    if label is not None and by_class:
-        raise ValueError("give either label= or by_class=True, not both")
-    if label is not None and (isinstance(label, bool) or not isinstance(label, (int, np.integer))
-                              or label < 0):
-        raise ValueError(f"label must be a class index (a non-negative int), got {label!r}")
-    lead = (validation.positive_int(n_classes, "n_classes"),) if by_class else ()
+    parts = _setup(model, images, convention, batch_size)
+    counts = parts[3]
+    classes = _n_classes(parts[0], parts[1], tuple(images.shape[1:]))
+    _check_labels(labels, classes, label, n_classes if by_class else None)
+    lead = ((classes if n_classes is None else n_classes),) if by_class else ()
     state = spectra.Spectrum(*({s: jnp.zeros((*lead, c), jnp.int32) for s, c in counts.items()}
                                for _ in range(4)))
-    params = {"threshold": validation.scalar(threshold, "threshold"),
-              "label": jnp.int32(-1 if label is None else label)}
+    params["label"] = jnp.int32(-1 if label is None else label)
     state = _fold(parts, _spectrum_step, state, images, labels.astype(np.int32), params=params,
                   batch_size=batch_size)
     return spectra.Spectrum(*(activations.in_order(field, counts) for field in state))
+
+
+def _check_labels(labels: np.ndarray, classes: int, label, n_classes) -> None:
+    """Every label one of the model's ``classes`` (and below ``n_classes``), ``label`` too: an
+    input outside them would be dropped from every count without a word."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        bad = int(np.argmax((labels < 0) | (labels >= classes)))
+        raise ValueError(f"labels[{bad}] is {int(labels[bad])}, not one of the model's "
+                         f"{classes} classes (0..{classes - 1})")
+    if label is not None and label >= classes:
+        raise ValueError(f"label={label} is not one of the model's {classes} classes "
+                         f"(0..{classes - 1}): no input would be counted")
+    if n_classes is not None:
+        if n_classes > classes:
+            raise ValueError(f"n_classes={n_classes} is more than the model's {classes} classes")
+        if len(labels) and labels.max() >= n_classes:
+            raise ValueError(f"labels go up to {int(labels.max())}, but n_classes={n_classes}: "
+                             f"the inputs of classes {n_classes}..{int(labels.max())} would not "
+                             f"be counted; pass n_classes={int(labels.max()) + 1} (or leave "
+                             f"it out: the model's {classes})")
 
 
 # ------------------------------------------------------------------------------- traces
@@ -402,11 +458,12 @@ def model_trace(model, images: Images, *, convention: Spec = "post",
         >>> t.logits.shape, {site: a.shape for site, a in t.acts.items()}
         ((5, 10), {'conv2': (5, 12)})
     """
-    graphdef, weights, conv, counts = _setup(model, images, convention)
+    if sites is not None and (isinstance(sites, str) or not isinstance(sites, (tuple, list))
+                              or not sites):
+        raise ValueError(f"sites must be a non-empty tuple of site names, got {sites!r}")
+    graphdef, weights, conv, counts = _setup(model, images, convention, batch_size)
     if sites is None:
         sites = tuple(counts)
-    if isinstance(sites, str) or not isinstance(sites, (tuple, list)) or not sites:
-        raise ValueError(f"sites must be a non-empty tuple of site names, got {sites!r}")
     unknown = [s for s in sites if s not in counts]
     if unknown:
         raise ValueError(f"unknown sites {unknown}; the model has {list(counts)}")

@@ -120,7 +120,21 @@ def hit_spectrum(acts: Acts, passed: Shaped[ArrayLike, " _batch"], *,
 
 def for_class(spectrum: Spectrum, c: int) -> Spectrum:
     """The class-``c`` spectrum out of a ``by_class=True`` spectrum (arrays
-    ``(classes, neurons)`` become ``(neurons,)``)."""
+    ``(classes, neurons)`` become ``(neurons,)``).
+
+    Example:
+        >>> s = Spectrum(*({"fc": jnp.zeros((3, 2), jnp.int32)} for _ in range(4)))
+        >>> for_class(s, 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: c must be an int in [0, 2], got 3
+    """
+    validation.instance(spectrum, Spectrum, "spectrum")
+    leaves = jax.tree.leaves(spectrum.a_s)
+    if not leaves or any(jnp.ndim(a) != 2 for a in leaves):
+        raise ValueError("for_class needs a by_class spectrum (arrays (classes, neurons)), got "
+                         f"shapes {[jnp.shape(a) for a in leaves]}")
+    c = validation.integer(c, "c", minimum=0, maximum=jnp.shape(leaves[0])[0] - 1)
     return Spectrum(*(jax.tree.map(lambda a: a[c], field) for field in spectrum))
 
 

@@ -53,6 +53,9 @@ def _as_matrix(acts, name: str) -> np.ndarray:
         matrix = np.asarray(acts)
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be (n, features), got shape {matrix.shape}")
+    if 0 in matrix.shape:
+        raise ValueError(f"{name} is empty (shape {matrix.shape}): give at least one trace of "
+                         f"at least one feature")
     if not np.issubdtype(matrix.dtype, np.floating):
         raise ValueError(f"{name} must be floating point, got {matrix.dtype}")
     if not np.isfinite(matrix).all():
@@ -148,6 +151,7 @@ def distance_surprise(train_acts: Traces, train_classes: Classes, test_acts: Tra
     References:
         Kim, Feldt and Yoo, ICSE 2019, section 3.2 (distance-based surprise adequacy).
     """
+    chunk_size = validation.positive_int(chunk_size, "chunk_size")
     train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
     if len(np.unique(train_c)) < 2:
         raise ValueError("DSA needs training traces of at least two classes")
@@ -236,6 +240,8 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
     References:
         Kim, Feldt and Yoo, ICSE 2019, section 3.1 (likelihood-based surprise adequacy).
     """
+    var_threshold = float(validation.scalar(var_threshold, "var_threshold", minimum=0.0))
+    chunk_size = validation.positive_int(chunk_size, "chunk_size")
     train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
     classes = np.unique(train_c)
     low_var = np.zeros(train.shape[1], bool)
@@ -250,7 +256,11 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
         warnings.warn(f"LSA: dropped {int(low_var.sum())} of {len(low_var)} columns with "
                       f"variance below {var_threshold}", RuntimeWarning, stacklevel=2)
     train, test = train[:, ~low_var], test[:, ~low_var]
-    n_classes = int(max(classes.max(), test_c.max())) + 1
+    # Classes as positions 0..len(classes)-1: any int labels (negative, large) index the tables.
+    train_c = np.searchsorted(classes, train_c).astype(np.int32)
+    test_c = np.searchsorted(classes, test_c).astype(np.int32)
+    classes = np.arange(len(classes))
+    n_classes = len(classes)
     d = train.shape[1]
     means = np.zeros((n_classes, d))
     whitens = np.zeros((n_classes, d, d))

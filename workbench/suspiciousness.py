@@ -6,6 +6,10 @@ structure. Notation, after Naish et al. (TOSEM 2011) with DeepFault's fields:
 ``ef = a_f``, ``ep = a_s``, ``nf = n_f``, ``np = n_s``; ``F = ef + nf`` failing inputs,
 ``P = ep + np`` passing inputs.
 
+A spectrum without failing inputs (a class the model classifies 100% right) has nothing to
+localise: every measure warns (:class:`NothingToLocalise`), and :func:`top_k` warns when all
+scores are equal, since its ranking is then only the tie-break order.
+
 Zero denominators never give NaN. Unless a measure's docstring says otherwise, a ratio with a
 zero denominator is 0: a neuron that no failing input activated is not suspicious. The values
 are float32.
@@ -26,6 +30,7 @@ References:
     20(3), 2011, Table II (formulas of Jaccard, Kulczynski2, Op2, Russell-Rao, Zoltar, Wong...).
 """
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
 
@@ -39,6 +44,7 @@ from workbench.spectra import Spectrum
 
 __all__ = [
     "MEASURES",
+    "NothingToLocalise",
     "ample",
     "barinel",
     "dstar",
@@ -58,6 +64,31 @@ __all__ = [
 ]
 
 
+class NothingToLocalise(UserWarning):
+    """A spectrum without failing inputs, or scores that are all equal: no neuron is more
+    suspicious than another, and a ranking of them means nothing."""
+
+
+def _warn_without_failures(spectrum: Spectrum) -> None:
+    """Warns when a spectrum (each class's, with a leading class axis) counts no failing input
+    at any neuron."""
+    a_f, n_f = jax.tree.leaves(spectrum.a_f), jax.tree.leaves(spectrum.n_f)
+    if not a_f or any(validation.is_traced(v) for v in (a_f[0], n_f[0])):
+        return
+    failing = np.asarray(a_f[0]) + np.asarray(n_f[0])
+    if failing.size == 0:
+        return
+    rows = failing.reshape(-1, failing.shape[-1] if failing.ndim else 1)
+    empty = np.flatnonzero((rows == 0).all(axis=1))
+    if len(empty) == 0:
+        return
+    which = ("the spectrum counts" if failing.ndim < 2
+             else f"the spectra of classes {empty.tolist()} count")
+    warnings.warn(f"{which} no failing input (every input passed: a class the model classifies "
+                  f"100% right?): there is nothing to localise, and any ranking of these "
+                  f"scores is arbitrary", NothingToLocalise, stacklevel=4)
+
+
 def _apply(fn: Callable, spectrum: Spectrum):
     """Applies ``fn(ef, ep, nf, np)`` to float32 copies of the fields, leaf by leaf."""
     validation.instance(spectrum, Spectrum, "spectrum")
@@ -66,7 +97,8 @@ def _apply(fn: Callable, spectrum: Spectrum):
         raise ValueError("the fields of a Spectrum must have the same structure")
 
     def leaf(a_s, a_f, n_s, n_f):
-        values = [jnp.asarray(v, jnp.float32) for v in (a_f, a_s, n_f, n_s)]
+        values = [validation.array(v, "spectrum field").astype(jnp.float32)
+                  for v in (a_f, a_s, n_f, n_s)]
         shapes = {v.shape for v in values}
         if len(shapes) != 1:
             raise ValueError(f"spectrum fields of different shapes: {sorted(shapes)}")
@@ -75,7 +107,9 @@ def _apply(fn: Callable, spectrum: Spectrum):
             raise ValueError("spectrum counts must be finite and non-negative")
         return fn(*values)
 
-    return jax.tree.map(leaf, *spectrum)
+    scores = jax.tree.map(leaf, *spectrum)
+    _warn_without_failures(spectrum)
+    return scores
 
 
 def _div(num, den):
@@ -146,6 +180,8 @@ def dstar(spectrum: Spectrum, *, star: Real = 3):
         localization", IEEE Trans. Reliability 63(1), 2014, section III. DeepFault, FASE 2019,
         section 3.2 (star = 3).
     """
+    star = float(validation.scalar(star, "star", above=0.0))
+
     def fn(ef, ep, nf, np_):
         numerator = ef ** star
         den = ep + nf
@@ -284,14 +320,32 @@ Scores = Mapping[str, Shaped[ArrayLike, "..."]] | Shaped[ArrayLike, "..."]
 def _flat_scores(scores) -> tuple[dict[str, int] | None, np.ndarray]:
     """``({site: neurons}, all scores flat in site order)``; ``None`` for a single array."""
     if isinstance(scores, Mapping):
-        arrays = {n: np.asarray(v, np.float64).reshape(-1) for n, v in scores.items()}
+        arrays = {n: _host(v, f"scores[{n!r}]") for n, v in scores.items()}
         counts = {n: len(a) for n, a in arrays.items()}
         flat = np.concatenate(list(arrays.values())) if arrays else np.zeros(0)
     else:
-        counts, flat = None, np.asarray(scores, np.float64).reshape(-1)
+        counts, flat = None, _host(scores, "scores")
     if np.isnan(flat).any():
         raise ValueError("scores contain NaN")
     return counts, flat
+
+
+def _host(value, name: str) -> np.ndarray:
+    if validation.is_traced(value):
+        raise ValueError(f"{name}: neurons are selected from concrete scores; call this "
+                         f"outside jax.jit")
+    array = np.asarray(validation.array(value, name))
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{name} must be numbers, got {array.dtype}")
+    return array.astype(np.float64).reshape(-1)
+
+
+def _warn_if_all_equal(flat: np.ndarray, k: int) -> None:
+    if k > 0 and len(flat) > 1 and flat.min() == flat.max():
+        warnings.warn(f"all {len(flat)} scores are equal ({flat[0]:g}): no neuron is more "
+                      f"suspicious than another, and the {k} picked are only the first in "
+                      f"layer order (a spectrum without failing inputs?)", NothingToLocalise,
+                      stacklevel=3)
 
 
 def _neurons_at(counts: dict[str, int] | None, flat_indices) -> list:
@@ -320,8 +374,10 @@ def top_k(scores: Scores, k: int) -> list:
         [('fc1', 1), ('fc2', 0)]
     """
     counts, flat = _flat_scores(scores)
-    if not 0 <= k <= len(flat):
-        raise ValueError(f"k={k} must be between 0 and the {len(flat)} neurons")
+    if not validation.is_int(k) or not 0 <= k <= len(flat):
+        raise ValueError(f"k={k!r} must be an int between 0 and the {len(flat)} neurons")
+    k = int(k)
+    _warn_if_all_equal(flat, k)
     return _neurons_at(counts, np.argsort(-flat, kind="stable")[:k])
 
 
@@ -335,11 +391,11 @@ def top_k_per_site(scores: Mapping[str, Shaped[ArrayLike, "..."]], k: int
         {'fc1': [1, 2], 'fc2': [0]}
     """
     validation.instance(scores, Mapping, "scores")
-    if k < 0:
-        raise ValueError(f"k={k} must be non-negative")
+    k = validation.integer(k, "k", minimum=0)
     out = {}
     for name, value in scores.items():
         _, flat = _flat_scores(value)
+        _warn_if_all_equal(flat, k)
         out[name] = np.argsort(-flat, kind="stable")[:k].tolist()
     return out
 
@@ -371,9 +427,13 @@ def random_neurons(sizes: Mapping[str, int], k: int, *, key: jax.Array,
     """
     sizes = validation.counts(sizes, "sizes")
     key = validation.key(key)
+    k = validation.integer(k, "k", minimum=0)
     total = sum(sizes.values())
     allowed = np.ones(total, bool)
-    for site, index in exclude:
+    for pair in exclude:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"exclude must hold (site, index) pairs, got {pair!r}")
+        site, index = pair
         if site in sizes:  # neurons of other sites cannot be drawn anyway
             allowed[sites.flat_index(sizes, site, index)] = False
     if not 0 <= k <= int(allowed.sum()):

@@ -130,7 +130,34 @@ def predict(model: nnx.Module, images: Shaped[ArrayLike, "batch ..."], *,
 
 def accuracy(model: nnx.Module, dataset: data.Dataset) -> float:
     """The fraction of ``dataset`` that ``model`` classifies correctly."""
+    _check_dataset(dataset)
     return float(np.mean(predict(model, dataset.images) == dataset.labels))
+
+
+def _check_dataset(dataset, name: str = "dataset") -> None:
+    """A :class:`workbench.data.Dataset` (or a pair of fields ``images``, ``labels``) whose
+    labels are ``int[n]`` for its ``n`` images."""
+    if not (hasattr(dataset, "images") and hasattr(dataset, "labels")):
+        raise ValueError(f"{name} must be a workbench.data.Dataset (images, labels, "
+                         f"class_names), got {type(dataset).__name__}")
+    labels = np.asarray(dataset.labels)
+    n = len(dataset.images) if hasattr(dataset.images, "__len__") else None
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}.labels must be int[{n}] (one per image), got "
+                         f"{labels.dtype}{list(labels.shape)}")
+
+
+def _check_labels(graphdef, state, dataset, shape) -> None:
+    """Every label one of the model's outputs (cross-entropy would read past the logits)."""
+    logits = jax.eval_shape(functools.partial(activations.forward, graphdef), state,
+                            jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    classes = int(logits.shape[-1])
+    labels = np.asarray(dataset.labels)
+    bad = (labels < 0) | (labels >= classes)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise ValueError(f"dataset.labels[{index}] is {int(labels[index])}, not one of the "
+                         f"model's {classes} classes (0..{classes - 1})")
 
 
 @functools.cache
@@ -179,6 +206,12 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
 
     epochs = validation.positive_int(epochs, "epochs")
     batch_size = validation.positive_int(batch_size, "batch_size")
+    learning_rate = float(validation.scalar(learning_rate, "learning_rate", above=0.0))
+    seed = validation.seed(seed)
+    _check_dataset(dataset)
+    parts = activations.split(model)
+    shape = activations.check_model_input(parts, dataset.images, "dataset.images")
+    _check_labels(*parts, dataset, shape)
     if len(dataset.images) < batch_size:
         raise ValueError(f"{len(dataset.images)} training examples is fewer than one batch "
                          f"of {batch_size}")
@@ -213,6 +246,10 @@ def cache_path(name: str, dataset: str, *, epochs: int, seed: int, limit: int | 
                cache: str | os.PathLike | None = None) -> Path:
     """Where the checkpoint of ``name`` trained on ``dataset`` for ``epochs`` under ``seed``
     (on the first ``limit`` training examples, if given) is."""
+    epochs = validation.positive_int(epochs, "epochs")
+    seed = validation.seed(seed)
+    if limit is not None:
+        limit = validation.positive_int(limit, "limit")
     folder = Path(cache or os.environ.get("WORKBENCH_CACHE") or Path("data") / "models")
     subset = "" if limit is None else f"-n{limit}"
     return folder / f"{name}-{dataset}-e{epochs}-s{seed}{subset}.msgpack"
@@ -239,20 +276,58 @@ def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
         ValueError: the file is not a checkpoint, is truncated, or does not fit the model.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a checkpoint file")
     try:
         restored = serialization.msgpack_restore(path.read_bytes())
-        params, metadata = restored["params"], json.loads(restored["metadata"])
     except Exception as error:  # noqa: BLE001  (msgpack raises several unrelated types)
-        raise ValueError(f"{path}: not a readable workbench checkpoint ({error})") from None
+        raise ValueError(f"{path}: not a readable workbench checkpoint ({_reason(error)})"
+                         ) from None
+    if not isinstance(restored, dict) or not isinstance(restored.get("params"), dict):
+        raise ValueError(f"{path}: not a workbench checkpoint (no 'params' table; it holds "
+                         f"{type(restored).__name__})")
+    params = restored["params"]
+    try:
+        metadata = json.loads(restored.get("metadata") or "{}")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the checkpoint's metadata is not JSON ({_reason(error)})"
+                         ) from None
     state = nnx.state(model, nnx.Param)
-    expected = jax.tree.map(np.shape, nnx.to_pure_dict(state))
+    model_params = nnx.to_pure_dict(state)
+    expected = jax.tree.map(np.shape, model_params)
     found = jax.tree.map(np.shape, params)
     if expected != found:
         raise ValueError(f"{path}: checkpoint parameters do not fit this model")
+    _check_values(params, model_params, path)
     nnx.replace_by_pure_dict(state, params)
     nnx.update(model, state)
     model.eval()
     return model, metadata
+
+
+def _reason(error: BaseException) -> str:
+    """An exception as text, never empty."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check_values(params, model_params, path: Path) -> None:
+    """Each stored array has the model's dtype and finite values (a diverged or foreign
+    checkpoint loads otherwise, silently)."""
+    stored = dict(jax.tree_util.tree_leaves_with_path(params))
+    for key_path, wanted in jax.tree_util.tree_leaves_with_path(model_params):
+        name = jax.tree_util.keystr(key_path)
+        value = np.asarray(stored[key_path])
+        if value.dtype != np.dtype(wanted.dtype):
+            raise ValueError(f"{path}: parameter {name} is {value.dtype}, the model's is "
+                             f"{np.dtype(wanted.dtype)}: not a checkpoint of this model")
+        if not np.isfinite(value).all():
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            raise ValueError(f"{path}: parameter {name} holds {bad} NaN or infinite values "
+                             f"(a diverged training run?)")
+
+
+_METADATA = ("test_accuracy", "train_seconds")
 
 
 def load_or_train(name: str, dataset: str | None = None, *, epochs: int | None = None,
@@ -279,11 +354,17 @@ def load_or_train(name: str, dataset: str | None = None, *, epochs: int | None =
     if dataset != models.dataset_of(name):
         raise ValueError(f"model {name!r} is built for {models.dataset_of(name)}, not {dataset}")
     plan = recipe(name)
-    epochs = plan.epochs if epochs is None else epochs
+    epochs = plan.epochs if epochs is None else validation.positive_int(epochs, "epochs")
     path = cache_path(name, dataset, epochs=epochs, seed=seed, limit=limit, cache=cache)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is a directory, not a checkpoint file: remove it")
     model = models.create(name, seed=seed)
     if path.is_file():
         model, meta = load(model, path)
+        missing = [k for k in _METADATA if not isinstance(meta.get(k), (int, float))]
+        if missing:
+            raise ValueError(f"{path}: the checkpoint's metadata has no {', '.join(missing)} "
+                             f"(not written by load_or_train?); delete it to train again")
         return TrainResult(model, meta["test_accuracy"], meta["train_seconds"], True)
     train_split = data.load(dataset, "train", root=root)
     if limit is not None:

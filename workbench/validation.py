@@ -6,6 +6,7 @@ them imports Flax or touches a model (the model's own input check is
 :func:`workbench.activations.check_model_input`).
 """
 
+import warnings
 from collections.abc import Mapping
 
 import jax
@@ -13,17 +14,34 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "PIXEL_LIMIT",
+    "InputRangeWarning",
     "acts",
+    "array",
     "choice",
     "counts",
     "images",
+    "input_range",
     "instance",
+    "integer",
+    "is_int",
     "is_traced",
     "key",
     "positive_int",
     "row_mask",
     "scalar",
+    "seed",
 ]
+
+# Inputs whose largest magnitude exceeds this are almost surely raw 0-255 pixels given to a
+# model that takes [0, 1] (every model of the zoo and the papers' released ones): a z-scored
+# image stays within a few units.
+PIXEL_LIMIT = 10.0
+
+
+class InputRangeWarning(UserWarning):
+    """Inputs far outside the range the models take ([0, 1]); silence it for a model of your own
+    that takes such values: ``warnings.simplefilter("ignore", validation.InputRangeWarning)``."""
 
 
 def is_traced(x) -> bool:
@@ -56,10 +74,40 @@ def images(x, name: str = "inputs", *, min_ndim: int = 2):
         raise ValueError(f"{name} must be a batched array (batch, ...), got "
                          f"{type(x).__name__} of shape {getattr(x, 'shape', None)}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"{name} must be floating point in the model's range, got {x.dtype}")
+        hint = (" (raw pixels? use x.astype(np.float32) / 255)"
+                if jnp.issubdtype(x.dtype, jnp.integer) else "")
+        raise ValueError(f"{name} must be floating point in the model's range [0, 1], got "
+                         f"{x.dtype}{hint}")
     if not _finite(x):
         raise ValueError(f"{name} contain NaN or infinity")
     return x
+
+
+def input_range(x, name: str = "inputs") -> None:
+    """Warns (:class:`InputRangeWarning`) when ``x`` reaches beyond ``PIXEL_LIMIT`` in
+    magnitude: raw 0-255 pixels given to a model that takes [0, 1], the bug of the released
+    DeepFault CIFAR-10 code, which tests on [0, 255]. Traced values pass unchecked.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     input_range(np.full((1, 2), 255.0, np.float32))
+        >>> caught[0].category.__name__, str(caught[0].message)[:48]
+        ('InputRangeWarning', 'inputs range over [255, 255], far outside [0, 1]')
+    """
+    if is_traced(x) or np.size(x) == 0:
+        return
+    if isinstance(x, np.ndarray):
+        low, high = float(x.min()), float(x.max())
+    else:
+        with jax.ensure_compile_time_eval():
+            low, high = float(jnp.min(x)), float(jnp.max(x))
+    if max(abs(low), abs(high)) > PIXEL_LIMIT:
+        warnings.warn(f"{name} range over [{low:g}, {high:g}], far outside [0, 1], the range "
+                      f"the zoo's and the papers' models take: raw 0-255 pixels? Divide them by "
+                      f"255 (a model of your own that takes such values: silence "
+                      f"validation.InputRangeWarning)", InputRangeWarning, stacklevel=3)
 
 
 def acts(values, name: str = "acts") -> dict[str, jax.Array]:
@@ -74,9 +122,11 @@ def acts(values, name: str = "acts") -> dict[str, jax.Array]:
                          f"got {type(values).__name__}")
     out, batch = {}, None
     for site, value in values.items():
-        value = jnp.asarray(value)
+        value = array(value, f"{name}[{site!r}]")
         if value.ndim != 2:
             raise ValueError(f"{name}[{site!r}] must be (batch, neurons), got shape {value.shape}")
+        if value.shape[1] == 0:
+            raise ValueError(f"{name}[{site!r}] has no neurons (shape {value.shape})")
         if not jnp.issubdtype(value.dtype, jnp.floating):
             raise ValueError(f"{name}[{site!r}] must be floating point, got {value.dtype}")
         if batch is not None and value.shape[0] != batch:
@@ -89,18 +139,30 @@ def acts(values, name: str = "acts") -> dict[str, jax.Array]:
     return out
 
 
+def array(value, name: str) -> jax.Array:
+    """``jnp.asarray(value)``, or a ``ValueError`` naming the argument (strings, objects,
+    ragged lists)."""
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array, got {type(value).__name__} "
+                         f"({error})") from None
+
+
 def row_mask(mask, batch: int, name: str = "mask") -> jax.Array:
     """``bool[batch]`` (true on the rows to count); all true when ``mask`` is ``None``."""
     if mask is None:
         return jnp.ones(batch, bool)
-    mask = jnp.asarray(mask)
+    mask = array(mask, name)
     if mask.shape != (batch,) or mask.dtype != jnp.bool_:
         raise ValueError(f"{name} must be bool[{batch}], got {mask.dtype}{list(mask.shape)}")
     return mask
 
 
-def scalar(x, name: str, *, minimum: float | None = None) -> jax.Array:
-    """A finite float32 scalar (``>= minimum`` when given); traced values pass unchecked.
+def scalar(x, name: str, *, minimum: float | None = None, above: float | None = None
+           ) -> jax.Array:
+    """A finite float32 scalar (``>= minimum``, ``> above`` when given); traced values pass
+    unchecked.
 
     Example:
         >>> scalar(float("nan"), "threshold")
@@ -108,7 +170,12 @@ def scalar(x, name: str, *, minimum: float | None = None) -> jax.Array:
         ...
         ValueError: threshold must be finite, got nan
     """
-    value = jnp.asarray(x, jnp.float32)
+    if isinstance(x, (str, bytes)) or x is None:
+        raise ValueError(f"{name} must be a number, got {x!r}")
+    try:
+        value = jnp.asarray(x, jnp.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {type(x).__name__}") from None
     if value.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {value.shape}")
     if is_traced(value):
@@ -117,7 +184,18 @@ def scalar(x, name: str, *, minimum: float | None = None) -> jax.Array:
         raise ValueError(f"{name} must be finite, got {x}")
     if minimum is not None and float(value) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {x}")
+    if above is not None and not float(value) > above:
+        raise ValueError(f"{name} must be > {above}, got {x}")
     return value
+
+
+def is_int(k) -> bool:
+    """Whether ``k`` is an integer value: a Python or NumPy int, or a concrete 0-d integer
+    array; not a bool, not a float."""
+    if isinstance(k, (jax.Array, np.ndarray)) and not is_traced(k) and k.shape == () \
+            and jnp.issubdtype(k.dtype, jnp.integer):
+        return True
+    return not isinstance(k, bool) and isinstance(k, (int, np.integer))
 
 
 def positive_int(k, name: str = "k") -> int:
@@ -129,9 +207,41 @@ def positive_int(k, name: str = "k") -> int:
         ...
         ValueError: batch_size must be a positive int, got 2.5
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"{name} must be a positive int, got {k!r}")
     return int(k)
+
+
+def integer(k, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A Python or NumPy integer (or a concrete integer scalar array; not a bool, not a float)
+    in ``[minimum, maximum]``, as ``int``.
+
+    Example:
+        >>> integer(12, "label", minimum=0, maximum=9)
+        Traceback (most recent call last):
+        ...
+        ValueError: label must be an int in [0, 9], got 12
+    """
+    bounds = (f" in [{minimum}, {maximum}]" if minimum is not None and maximum is not None
+              else f" >= {minimum}" if minimum is not None
+              else f" <= {maximum}" if maximum is not None else "")
+    if not is_int(k) or (minimum is not None and k < minimum) \
+            or (maximum is not None and k > maximum):
+        raise ValueError(f"{name} must be an int{bounds}, got {k!r}")
+    return int(k)
+
+
+def seed(value, name: str = "seed") -> int:
+    """A random seed: an int in ``[0, 2**31 - 1]`` (NumPy refuses negative seeds, and JAX folds
+    larger ones onto smaller ones).
+
+    Example:
+        >>> seed(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an int in [0, 2147483647], got -1
+    """
+    return integer(value, name, minimum=0, maximum=2**31 - 1)
 
 
 def counts(values, name: str = "counts") -> dict[str, int]:
