@@ -63,10 +63,10 @@ __all__ = [
 
 CRITERIA = ("nc", "kmnc", "nbc", "snac", "tknc")
 
-Acts = Mapping[str, Shaped[ArrayLike, "_batch _neurons"]]
+Acts = validation.Acts  # {site: (batch, neurons)}
 Masks = Mapping[str, Shaped[ArrayLike, "_neurons ..."]]
-RowMask = Shaped[ArrayLike, " _batch"] | None
-Scalar = float | ArrayLike
+RowMask = validation.RowMask  # bool[batch] or None
+Scalar = validation.Float
 
 
 # ------------------------------------------------------------------ per-site definitions
@@ -219,7 +219,7 @@ def neuron_coverage(acts: Acts, *, threshold: Scalar, minmax_per_input: bool = T
     return _masks("nc", acts, mask, threshold=threshold, minmax_per_input=bool(minmax_per_input))
 
 
-def k_multisection_coverage(acts: Acts, profile: profiles.Profile, *, k: int,
+def k_multisection_coverage(acts: Acts, profile: profiles.Profile, *, k: validation.Int,
                             mask: RowMask = None) -> dict[str, Bool[Array, "_neurons _k"]]:
     """DeepGauge's k-multisection neuron coverage (KMNC): which sections of the training range
     some input's value fell in.
@@ -301,7 +301,7 @@ def strong_neuron_activation_coverage(acts: Acts, profile: profiles.Profile, *,
     return _masks("snac", acts, mask, profile=profile, std_multiple=std_multiple)
 
 
-def top_k_neuron_coverage(acts: Acts, *, k: int, mask: RowMask = None
+def top_k_neuron_coverage(acts: Acts, *, k: validation.Int, mask: RowMask = None
                           ) -> dict[str, Bool[Array, " _neurons"]]:
     """DeepGauge's top-k neuron coverage (TKNC): neurons among their layer's ``k`` most active
     for some input.
@@ -401,7 +401,7 @@ def _shape(criterion: str, n: int, k) -> tuple[int, ...]:
     return (n,)
 
 
-def init(counts: Mapping[str, int], *, criterion: str, k: int | None = None
+def init(counts: Mapping[str, int], *, criterion: str, k: validation.Int = None
          ) -> dict[str, Bool[Array, "_neurons ..."]]:
     """An empty running coverage: ``{site: bool[...]}`` all false, shaped for ``criterion``.
 
@@ -421,7 +421,7 @@ def init(counts: Mapping[str, int], *, criterion: str, k: int | None = None
 
 def update(state: Masks, acts: Acts, *, criterion: str, mask: RowMask = None,
            threshold: Scalar = 0.0, minmax_per_input: bool = True,
-           profile: profiles.Profile | None = None, k: int | None = None,
+           profile: profiles.Profile | None = None, k: validation.Int = None,
            std_multiple: Scalar = 0.0) -> dict[str, Bool[Array, "_neurons ..."]]:
     """Folds a batch into a running coverage: ``state | criterion(acts)``, in one jitted call.
 

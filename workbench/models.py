@@ -252,7 +252,7 @@ def spec(name: str) -> tuple[str, dict]:
     return _SPECS[name]
 
 
-def create(name: str, *, seed: int = 0) -> Sequential:
+def create(name: str, *, seed: validation.Int = 0) -> Sequential:
     """Creates a zoo model with fresh weights drawn from ``seed``.
 
     Example:

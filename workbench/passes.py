@@ -94,7 +94,8 @@ def _fold(parts, step, state, images, *extra, params=None, batch_size=1000):
 
 
 def fold_model(model, images: Images, step: Callable, state: Any, *extra: Images,
-               params: Any = None, convention: Spec = "post", batch_size: int = 1000) -> Any:
+               params: Any = None, convention: Spec = "post",
+               batch_size: validation.Int = 1000) -> Any:
     """Folds ``step(state, trace, mask, params, *extra_batch) -> state`` over a dataset's
     forward passes: one jitted call per batch computes the model's
     :class:`~workbench.activations.Trace` and folds it in.
@@ -143,7 +144,7 @@ def _profile_step(state, trace, mask, params):
 
 
 def model_profile(model, images: Images, *, convention: Spec = "post",
-                  batch_size: int = 1000) -> profiles.Profile:
+                  batch_size: validation.Int = 1000) -> profiles.Profile:
     """Streams ``images`` (usually the training set) through ``model`` and profiles its neurons
     (:func:`workbench.profiles.profile_update` per batch).
 
@@ -191,8 +192,9 @@ def _coverage_step(criteria: tuple[str, ...], k_sections: int | None, k_top: int
 
 def model_coverage(model, images: Images, *, criteria: Sequence[str] = coverage.CRITERIA,
                    convention: Spec = "post", profile: profiles.Profile | None = None,
-                   threshold: float | ArrayLike = 0.0, k_sections: int = 10, k_top: int = 2,
-                   std_multiple: float | ArrayLike = 0.0, batch_size: int = 1000
+                   threshold: validation.Float = 0.0, k_sections: validation.Int = 10,
+                   k_top: validation.Int = 2, std_multiple: validation.Float = 0.0,
+                   batch_size: validation.Int = 1000
                    ) -> dict[str, dict[str, Bool[jax.Array, "_neurons ..."]]]:
     """Every requested criterion of ``images`` on ``model``, from one streamed pass.
 
@@ -250,8 +252,9 @@ def model_coverage(model, images: Images, *, criteria: Sequence[str] = coverage.
     return {c: activations.in_order(state[c], counts) for c in criteria}
 
 
-def deepxplore_coverage(model, inputs: Images, *, threshold: float = 0.0,
-                        batch_size: int = 1000) -> dict[str, Bool[np.ndarray, " _neurons"]]:
+def deepxplore_coverage(model, inputs: Images, *, threshold: validation.Float = 0.0,
+                        batch_size: validation.Int = 1000
+                        ) -> dict[str, Bool[np.ndarray, " _neurons"]]:
     """The neurons of ``model`` that ``inputs`` cover, by DeepXplore's convention.
 
     Each layer (conv, pooling, dense, logits, softmax) is min-max scaled per input, conv
@@ -292,8 +295,8 @@ def _patterns_step(k: int, sites: tuple[tuple[str, int], ...]):
     return step
 
 
-def model_patterns(model, images: Images, *, k: int = 2, convention: Spec = "post",
-                   capacity: int | None = None, batch_size: int = 1000) -> int:
+def model_patterns(model, images: Images, *, k: validation.Int = 2, convention: Spec = "post",
+                   capacity: validation.Int = None, batch_size: validation.Int = 1000) -> int:
     """TKNP of ``images`` on ``model``: the number of distinct top-``k`` patterns, streamed.
 
     The distinct patterns are kept on the device as packed bits
@@ -341,10 +344,11 @@ def _spectrum_step(state, trace, mask, params, labels):
     return jax.tree.map(jnp.add, state, new)
 
 
-def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, " _n"], *,
-                   threshold: float = 0.0, label: int | None = None, by_class: bool = False,
-                   n_classes: int | None = None, convention: Spec = "post",
-                   batch_size: int = 1000) -> spectra.Spectrum:
+def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, "..."], *,
+                   threshold: validation.Float = 0.0, label: validation.Int = None,
+                   by_class: bool = False, n_classes: validation.Int = None,
+                   convention: Spec = "post",
+                   batch_size: validation.Int = 1000) -> spectra.Spectrum:
     """The hit spectrum of every neuron of ``model`` over a whole dataset, streamed.
 
     Each batch adds its counts (:func:`workbench.spectra.hit_spectrum`); an input passes when
@@ -431,7 +435,7 @@ def _trace_batch(graphdef, weights, x, *, conv, sites):
 
 
 def model_trace(model, images: Images, *, convention: Spec = "post",
-                sites: Sequence[str] | None = None, batch_size: int = 1000
+                sites: Sequence[str] | None = None, batch_size: validation.Int = 1000
                 ) -> activations.Trace:
     """The logits and neurons of every input, gathered in host memory.
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Shaped
+from jaxtyping import Array, Bool, Float
 
 from workbench import validation
 
@@ -34,8 +34,8 @@ __all__ = [
     "top_k_neuron_patterns",
 ]
 
-Acts = Mapping[str, Shaped[ArrayLike, "_batch _neurons"]]
-RowMask = Shaped[ArrayLike, " _batch"] | None
+Acts = validation.Acts  # {site: (batch, neurons)}
+RowMask = validation.RowMask  # bool[batch] or None
 
 
 def top_k_mask(value: Float[Array, "batch neurons"], *, k: int) -> Bool[Array, "batch neurons"]:
@@ -64,7 +64,7 @@ def _checked(acts, mask):
     return acts, validation.row_mask(mask, next(iter(acts.values())).shape[0])
 
 
-def top_k_neuron_patterns(acts: Acts, *, k: int, mask: RowMask = None) -> int:
+def top_k_neuron_patterns(acts: Acts, *, k: validation.Int, mask: RowMask = None) -> int:
     """DeepGauge's top-k neuron patterns (TKNP): how many distinct patterns the inputs give.
 
     An input's pattern is the tuple, over sites, of its ``k`` most active neurons there.
@@ -108,7 +108,8 @@ def _words(total: int) -> int:
     return -(-total // 32)
 
 
-def patterns_init(counts: Mapping[str, int], *, k: int, capacity: int = 65536) -> PatternState:
+def patterns_init(counts: Mapping[str, int], *, k: validation.Int,
+                  capacity: validation.Int = 65536) -> PatternState:
     """An empty TKNP state for sites ``counts`` that holds up to ``capacity`` distinct patterns.
 
     Memory: ``capacity * ceil(neurons / 32)`` uint32 words on the device.

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Bool, Shaped
+from jaxtyping import Bool
 
 from workbench import validation
 
@@ -36,8 +36,8 @@ __all__ = [
     "profile_value",
 ]
 
-Acts = Mapping[str, Shaped[ArrayLike, "_batch _neurons"]]
-RowMask = Shaped[ArrayLike, " _batch"] | None
+Acts = validation.Acts  # {site: (batch, neurons)}
+RowMask = validation.RowMask  # bool[batch] or None
 
 
 class Profile(NamedTuple):
@@ -159,7 +159,7 @@ def profile(acts: Acts, *, mask: RowMask = None) -> Profile:
     return profile_value(profile_update(state, acts, mask=mask))
 
 
-def dead_neurons(prof: Profile, *, threshold: float | ArrayLike = 0.0
+def dead_neurons(prof: Profile, *, threshold: validation.Float = 0.0
                  ) -> dict[str, Bool[np.ndarray, " _neurons"]]:
     """Neurons never above ``threshold`` on the data ``prof`` was made from (``high <= t``).
 

@@ -32,18 +32,16 @@ Notes on the released code (``hfeniser/DeepFault``, ``run.py``, ``utils.py``):
   them (``(acts > t)`` against ``passed`` with a sum over the batch axis).
 """
 
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike, Shaped
 
 from workbench import validation
 
 __all__ = ["Spectrum", "concatenate", "for_class", "hit_spectrum", "total"]
 
-Acts = Mapping[str, Shaped[ArrayLike, "_batch _neurons"]]
+Acts = validation.Acts  # {site: (batch, neurons)}
 
 
 class Spectrum(NamedTuple):
@@ -77,9 +75,8 @@ def _hit_spectrum(values: tuple, passed, where, threshold):
     return tuple(tuple(c[i] for c in counts) for i in range(4))
 
 
-def hit_spectrum(acts: Acts, passed: Shaped[ArrayLike, " _batch"], *,
-                 threshold: float | ArrayLike = 0.0,
-                 where: Shaped[ArrayLike, " _batch"] | None = None) -> Spectrum:
+def hit_spectrum(acts: Acts, passed: validation.RowMask, *, threshold: validation.Float = 0.0,
+                 where: validation.RowMask = None) -> Spectrum:
     """Counts, per neuron, the passing and failing inputs that did and did not activate it.
 
     Pure: it can also run inside your own ``jax.jit`` or ``jax.vmap`` (the streamed pass
@@ -118,7 +115,7 @@ def hit_spectrum(acts: Acts, passed: Shaped[ArrayLike, " _batch"], *,
     return Spectrum(*(dict(zip(acts, field)) for field in counts))
 
 
-def for_class(spectrum: Spectrum, c: int) -> Spectrum:
+def for_class(spectrum: Spectrum, c: validation.Int) -> Spectrum:
     """The class-``c`` spectrum out of a ``by_class=True`` spectrum (arrays
     ``(classes, neurons)`` become ``(neurons,)``).
 

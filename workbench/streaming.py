@@ -42,7 +42,7 @@ def _replicated() -> NamedSharding:
     return NamedSharding(_mesh(tuple(jax.devices())), PartitionSpec())
 
 
-def batch_rows(n: int, batch_size: int) -> int:
+def batch_rows(n: int, batch_size: validation.Int) -> int:
     """The rows of every batch for ``n`` rows: ``min(batch_size, n)`` rounded up to a multiple
     of the device count (the one padding policy).
 
@@ -56,7 +56,7 @@ def batch_rows(n: int, batch_size: int) -> int:
     return -(-rows // devices) * devices
 
 
-def batches(arrays: tuple[Shaped[ArrayLike, "_n ..."], ...], batch_size: int
+def batches(arrays: tuple[Shaped[ArrayLike, "_n ..."], ...], batch_size: validation.Int
             ) -> Iterator[tuple[Shaped[Array, "_batch ..."], ...]]:
     """Yields ``(mask, *batch)``: every batch :func:`batch_rows` rows, the last zero-padded,
     ``mask`` true on its real rows, all sharded over the devices (:func:`batch_sharding`).
@@ -93,7 +93,7 @@ def _fold_step(step, state, mask, params, *batch):
 
 
 def fold(step: Callable, state: Any, *arrays: Shaped[ArrayLike, "_n ..."],
-         params: Any = None, batch_size: int = 1000) -> Any:
+         params: Any = None, batch_size: validation.Int = 1000) -> Any:
     """Folds ``step(state, mask, params, *batch) -> state`` over ``arrays`` batch by batch.
 
     Args:

@@ -121,7 +121,7 @@ def _dsa_jit(train, train_c, chunks, chunk_c):
 
 
 def distance_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
-                      test_classes: Classes, *, chunk_size: int = 256
+                      test_classes: Classes, *, chunk_size: validation.Int = 256
                       ) -> Float[Array, " n_test"]:
     """Distance-based surprise adequacy (DSA) of each test input.
 
@@ -208,8 +208,8 @@ def _lsa_jit(train_w, train_c, norm, chunks, chunk_c):
 
 
 def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
-                        test_classes: Classes, *, var_threshold: float = 1e-5,
-                        chunk_size: int = 256) -> Float[Array, " n_test"]:
+                        test_classes: Classes, *, var_threshold: validation.Float = 1e-5,
+                        chunk_size: validation.Int = 256) -> Float[Array, " n_test"]:
     """Likelihood-based surprise adequacy (LSA) of each test input: ``-log f_c(alpha(x))``.
 
     ``f_c`` is the Gaussian kernel density estimate of the training traces of class ``c``
@@ -283,8 +283,8 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
 # ------------------------------------------------------------------------ surprise coverage
 
 
-def surprise_coverage(surprise: Shaped[ArrayLike, " n"], *, upper: float, k: int,
-                      lower: float = 0.0) -> Bool[Array, " k"]:
+def surprise_coverage(surprise: Shaped[ArrayLike, "..."], *, upper: validation.Float,
+                      k: validation.Int, lower: validation.Float = 0.0) -> Bool[Array, " k"]:
     """Surprise coverage (SC): which of ``k`` equal buckets of ``[lower, upper]`` some input's
     surprise value falls in (the last bucket closed); values outside cover nothing. SC is the
     covered fraction, ``mask.mean()`` or ``coverage.ratio({"sc": mask})``.

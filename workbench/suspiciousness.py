@@ -32,7 +32,7 @@ References:
 
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from numbers import Real
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -161,7 +161,7 @@ def ochiai(spectrum: Spectrum):
     return _apply(lambda ef, ep, nf, np_: _div(ef, jnp.sqrt((ef + nf) * (ef + ep))), spectrum)
 
 
-def dstar(spectrum: Spectrum, *, star: Real = 3):
+def dstar(spectrum: Spectrum, *, star: validation.Float = 3):
     """D*: ``ef**star / (ep + nf)``.
 
     A zero denominator with ``ef > 0`` (every failing input and no passing input activated the
@@ -356,7 +356,7 @@ def _neurons_at(counts: dict[str, int] | None, flat_indices) -> list:
     return [sites.site_index(counts, f) for f in flat_indices.tolist()]
 
 
-def top_k(scores: Scores, k: int) -> list:
+def top_k(scores: Scores, k: validation.Int) -> list:
     """The ``k`` most suspicious neurons over all sites together, most suspicious first.
 
     Ties are broken deterministically: the neuron earlier in layer order (the order of the
@@ -381,7 +381,7 @@ def top_k(scores: Scores, k: int) -> list:
     return _neurons_at(counts, np.argsort(-flat, kind="stable")[:k])
 
 
-def top_k_per_site(scores: Mapping[str, Shaped[ArrayLike, "..."]], k: int
+def top_k_per_site(scores: Mapping[str, Shaped[ArrayLike, "..."]], k: validation.Int
                    ) -> dict[str, list[int]]:
     """The ``k`` most suspicious neurons of each site (all of a smaller site), ties to the
     lower index.
@@ -400,8 +400,8 @@ def top_k_per_site(scores: Mapping[str, Shaped[ArrayLike, "..."]], k: int
     return out
 
 
-def random_neurons(sizes: Mapping[str, int], k: int, *, key: jax.Array,
-                   exclude: Iterable[tuple[str, int]] = ()) -> list[tuple[str, int]]:
+def random_neurons(sizes: Mapping[str, int], k: validation.Int, *, key: Any,
+                   exclude: Iterable[Any] = ()) -> list[tuple[str, int]]:
     """``k`` distinct neurons drawn uniformly from ``sizes`` under ``key``: DeepFault's random
     baseline.
 

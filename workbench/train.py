@@ -96,7 +96,7 @@ def _classes(graphdef, state, images) -> Int[Array, " batch"]:
 
 
 def predict(model: nnx.Module, images: Shaped[ArrayLike, "batch ..."], *,
-            batch_size: int = 1000) -> Int[np.ndarray, " batch"]:
+            batch_size: validation.Int = 1000) -> Int[np.ndarray, " batch"]:
     """Predicted classes of ``images`` in evaluation mode.
 
     Every batch has ``batch_size`` rows (the last one zero-padded and cut back), so one
@@ -185,8 +185,9 @@ def _train_step(graphdef, state, key, images, labels, index, *, augment):
     return nnx.state((model, optimizer)), key, loss
 
 
-def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: int,
-          learning_rate: float = 1e-3, augment: bool = False, seed: int = 0,
+def train(model: nnx.Module, dataset: data.Dataset, *, epochs: validation.Int,
+          batch_size: validation.Int,
+          learning_rate: validation.Float = 1e-3, augment: bool = False, seed: validation.Int = 0,
           progress: bool = False) -> nnx.Module:
     """Trains ``model`` in place with Adam on softmax cross-entropy and returns it.
 
@@ -242,7 +243,8 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: int, batch_size: 
     return model
 
 
-def cache_path(name: str, dataset: str, *, epochs: int, seed: int, limit: int | None = None,
+def cache_path(name: str, dataset: str, *, epochs: validation.Int, seed: validation.Int,
+               limit: validation.Int = None,
                cache: str | os.PathLike | None = None) -> Path:
     """Where the checkpoint of ``name`` trained on ``dataset`` for ``epochs`` under ``seed``
     (on the first ``limit`` training examples, if given) is."""
@@ -330,8 +332,8 @@ def _check_values(params, model_params, path: Path) -> None:
 _METADATA = ("test_accuracy", "train_seconds")
 
 
-def load_or_train(name: str, dataset: str | None = None, *, epochs: int | None = None,
-                  seed: int = 0, limit: int | None = None,
+def load_or_train(name: str, dataset: str | None = None, *, epochs: validation.Int = None,
+                  seed: validation.Int = 0, limit: validation.Int = None,
                   cache: str | os.PathLike | None = None,
                   root: str | os.PathLike | None = None, progress: bool = False) -> TrainResult:
     """A trained zoo model: loaded from the cache when there, else trained, tested and cached.

@@ -8,14 +8,20 @@ them imports Flax or touches a model (the model's own input check is
 
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Shaped
 
 __all__ = [
     "PIXEL_LIMIT",
+    "Acts",
+    "Float",
     "InputRangeWarning",
+    "Int",
+    "RowMask",
     "acts",
     "array",
     "choice",
@@ -32,6 +38,14 @@ __all__ = [
     "scalar",
     "seed",
 ]
+
+# Annotations of the arguments these functions check: loose on purpose, so that a wrong value
+# gets the ValueError naming the argument and what is expected (the name of the alias says it),
+# not a type checker's report (pytest runs with jaxtyping and beartype).
+Int = Any  # an int: integer, positive_int, seed
+Float = Any  # a real number: scalar
+Acts = Mapping[str, Shaped[ArrayLike, "..."]]  # {site: (batch, neurons)}: acts
+RowMask = Shaped[ArrayLike, "..."] | None  # bool[batch] or None: row_mask
 
 # Inputs whose largest magnitude exceeds this are almost surely raw 0-255 pixels given to a
 # model that takes [0, 1] (every model of the zoo and the papers' released ones): a z-scored
