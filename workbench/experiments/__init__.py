@@ -2,17 +2,31 @@
 (a list of dicts) that :func:`workbench.stats.write_table` writes and the notebooks show.
 
 ``common`` (the project's folders, loading the papers' models, result tables), ``deepfault``
-(suspicious against random neurons), ``deepxplore`` (difference-inducing inputs, coverage
+(suspicious against random neurons), ``deepfault_paper`` (DeepFault's tables at the paper's
+scale, with ``deepfault_published``, the published values, and ``deepfault_verdicts``, a verdict
+per claim), ``deepxplore`` (difference-inducing inputs, coverage
 against baselines, hyperparameters, retraining), ``explorer`` (the neuron explorer's data) and
 ``quickstart`` (the tour's measurements). They sit above the algorithms (``synthesis``,
 ``differential``, ...) and below the front ends (``widgets``, ``plots``, ``reproduce``).
 """
 
-from workbench.experiments import common, deepfault, deepxplore, explorer, quickstart
+from workbench.experiments import (
+    common,
+    deepfault,
+    deepfault_paper,
+    deepfault_published,
+    deepfault_verdicts,
+    deepxplore,
+    explorer,
+    quickstart,
+)
 
 __all__ = [
     "common",
     "deepfault",
+    "deepfault_paper",
+    "deepfault_published",
+    "deepfault_verdicts",
     "deepxplore",
     "explorer",
     "quickstart",

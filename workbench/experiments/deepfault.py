@@ -1,28 +1,33 @@
 """DeepFault's experiments: suspicious against random neurons, over a grid and at a matched
 budget.
 
-Eniser, Gerasimou and Sen (FASE 2019, arXiv 1902.05974, section 5) rank neurons by the
+Eniser, Gerasimou and Sen (FASE 2019, arXiv 1902.05974v1, section 5) rank neurons by the
 suspiciousness of their hit spectra and synthesise inputs that raise the top ``k`` from
 correctly classified seeds; inputs synthesised for suspicious neurons should be misclassified
 more often than those synthesised for random neurons. Here:
 
 - :func:`run_grid` / :func:`grid`: the paper's grid (class x measure x ``k`` x step size, with
-  random draws), one row per run;
+  random draws), one row per run, with the share of target neurons whose activation rose (and,
+  for the k' >= k most suspicious neurons, the appendix's neighbours);
 - :func:`budget_matched` and :func:`gap_by_budget`: the same comparison with every step of one
-  L-infinity (``sign``) or L2 size, to separate blame from perturbation budget;
+  L-infinity (``sign``) or L2 size, to separate blame from perturbation budget (not in the
+  paper);
 - :func:`variants`: what the synthesis variants (raw, RMS-normalised, sign, L2, iterative)
   change on one class;
-- :func:`summary`, :func:`significance`, :func:`by_parameter`, :func:`budget_table`,
-  :func:`distances`, :func:`timing`, :func:`claims`: the tables built from those rows;
-- :func:`model_accuracy`: Table 1, the models' accuracies.
+- :func:`significance`, :func:`budget_table`: tables built from those rows;
+- :func:`parameter_count`: a model's trainable parameters (Table 2).
 
-Every function returns rows (a list of dicts) for :func:`workbench.stats.write_table`.
+The paper-scale reproduction (every published table, repeated over independent seeds, with
+verdicts) is :mod:`workbench.experiments.deepfault_paper`; the published values are in
+:mod:`workbench.experiments.deepfault_published`. Every function returns rows (a list of dicts)
+for :func:`workbench.stats.write_table`.
 """
 
 import time
 from collections.abc import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Shaped
 
@@ -36,74 +41,41 @@ from workbench import (
     train,
     validation,
 )
-from workbench import models as zoo
-from workbench.experiments import common
 
 __all__ = [
-    "PAPER_ACCURACY",
-    "PAPER_SYNTH",
-    "SUMMARY_COLUMNS",
+    "SINGLE_PASS",
+    "TIES",
     "budget_matched",
     "budget_table",
-    "by_parameter",
-    "claims",
     "class_spectra",
-    "distances",
     "gap_by_budget",
     "grid",
     "l2_budget",
-    "model_accuracy",
+    "parameter_count",
     "run_grid",
     "significance",
-    "summary",
-    "timing",
+    "suspicious",
     "variants",
 ]
 
-# Table 1 (model accuracies) as transcribed for the notebook: check against the PDF before
-# quoting. PAPER_SYNTH is the range the released code's own MNIST models give (suspicious
-# 0.2-0.4, random 0.55-0.85, step 1, d 0.1), as summarised in the project issue.
-PAPER_ACCURACY = {"deepfault_5x30_relu": 0.966, "deepfault_6x25_relu": 0.958,
-                  "deepfault_8x20_relu": 0.950, "deepfault_5x30_leaky": 0.965,
-                  "deepfault_6x25_leaky": 0.960, "deepfault_8x20_leaky": 0.952,
-                  "deepfault_cifar_1x512": 0.701}
-PAPER_SYNTH = {"suspicious": "0.2-0.4", "random": "0.55-0.85"}
-SUMMARY_COLUMNS = ("model", "approach", "n", "paper", "ours", "spread", "loss", "gain", "l2",
-                   "linf")
+TIES = ("deeper", "earlier")
+SINGLE_PASS = "single pass: raw gradient, step 1 (Algorithm 2)"  # the variants' default row
 _RANDOM = "random"
 
 
-def model_accuracy(names: Sequence[str], *, weights: str = "trained", epochs: int | None = None,
-                   n_train: int | None = None, seed: int = 0, cache=None, root=None
-                   ) -> list[dict]:
-    """Table 1: each model's parameters and test accuracy, next to the paper's.
+def parameter_count(model) -> int:
+    """The number of floating-point weights in ``model``'s state (its trainable parameters;
+    784·w + (L−1)·w² + 10·w for DeepFault's MLPs, which have no bias; random-number keys of
+    dropout layers are not counted).
 
-    Models are loaded by :func:`workbench.experiments.common.load_model` (``weights``,
-    ``epochs``, ``n_train``, ``seed``, ``cache``, ``root``). Parameters are the floating-point
-    arrays of the model's state (784·w + (L−1)·w² + 10·w for the MLPs without bias). With
-    ``weights="released"``, a model its authors never published (the 6x25 ReLU network) keeps
-    its row, with ``ours`` empty and ``weights`` saying so.
-
-    Returns:
-        One row per model: ``model``, ``weights``, ``params``, ``paper``, ``ours`` (test
-        accuracy), ``train_seconds`` (``None`` for released weights).
+    Example:
+        >>> from workbench import models
+        >>> parameter_count(models.create("deepfault_3x50_relu"))
+        44700
     """
-    rows = []
-    for name in names:
-        if weights == "released" and name not in zoo.released_names():
-            rows.append({"model": name, "weights": "not released", "params": None,
-                         "paper": PAPER_ACCURACY.get(name), "ours": None, "train_seconds": None})
-            continue
-        result = common.load_model(name, weights=weights, epochs=epochs, n_train=n_train,
-                                   seed=seed, cache=cache, root=root)
-        _, state = activations.split(result.model)
-        n_params = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(state)
-                       if np.issubdtype(leaf.dtype, np.floating))
-        seconds = result.train_seconds
-        rows.append({"model": name, "weights": weights, "params": n_params,
-                     "paper": PAPER_ACCURACY.get(name), "ours": round(result.test_accuracy, 4),
-                     "train_seconds": None if seconds is None else round(seconds, 1)})
-    return rows
+    _, state = activations.split(model)
+    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(state)
+               if jnp.issubdtype(leaf.dtype, jnp.floating))
 
 
 def class_spectra(model, images: Shaped[ArrayLike, "n ..."],
@@ -116,10 +88,37 @@ def class_spectra(model, images: Shaped[ArrayLike, "n ..."],
     return spectrum, time.perf_counter() - start
 
 
+def suspicious(scores: Mapping[str, Shaped[ArrayLike, " neurons"]], k: int, *,
+               ties: str = "deeper") -> list[tuple[str, int]]:
+    """The ``k`` most suspicious neurons of ``scores`` (``{site: scores}`` in layer order),
+    most suspicious first.
+
+    ``ties="deeper"`` (the paper, section 5: ties go to the deeper layer; within a layer to the
+    lower index) or ``"earlier"`` (:func:`workbench.suspiciousness.top_k`'s layer order; the
+    released code breaks ties arbitrarily, ``np.argpartition``).
+
+    Example:
+        >>> scores = {"fc1": jnp.array([0.9, 0.5]), "fc2": jnp.array([0.5, 0.1])}
+        >>> suspicious(scores, 2), suspicious(scores, 2, ties="earlier")
+        ([('fc1', 0), ('fc2', 0)], [('fc1', 0), ('fc1', 1)])
+    """
+    validation.choice(ties, "ties", TIES)
+    if ties == "deeper":
+        scores = dict(reversed(list(scores.items())))
+    return suspiciousness.top_k(scores, k)
+
+
+def _flat_values(trace: activations.Trace, counts: Mapping[str, int], flat: np.ndarray
+                 ) -> np.ndarray:
+    """The neurons at flat positions ``flat`` of a host trace, ``(n, len(flat))``."""
+    return np.concatenate([trace.acts[s] for s in counts], axis=1)[:, flat]
+
+
 def run_grid(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike, " n"], *,
              classes: Sequence[int], measures: Sequence[str], k_values: Sequence[int],
              step_sizes: Sequence[float], d: float, n_seeds: int, n_random: int, key: ArrayLike,
              normalize: str = "none", n_steps: int = 1, exclude_picked: bool = True,
+             ties: str = "deeper", neighbours: Sequence[int] = (),
              spectrum: spectra.Spectrum | None = None,
              predictions: Shaped[ArrayLike, " n"] | None = None, threshold: float = 0.0,
              convention: str = "pre", batch_size: int = 1000) -> list[dict]:
@@ -131,35 +130,46 @@ def run_grid(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike
     given, ``by_class=True``); the seeds are ``n_seeds`` correctly classified inputs of the
     class (fewer if the class has fewer; a class with none is skipped). Random neurons exclude
     those any measure picked at the same ``k`` when ``exclude_picked`` (the released code's
-    variant, ``run.py``).
+    variant, ``run.py``; the paper does not say).
 
     Args:
         model: an NNX model that sows its activations.
         images, labels: the inputs the spectra and seeds come from.
         classes, measures, k_values, step_sizes: the grid.
-        d: the L-infinity radius; ``normalize``, ``n_steps``: see :mod:`workbench.synthesis`.
+        d: the L-infinity radius; ``normalize``, ``n_steps``: see :mod:`workbench.synthesis`
+            (``n_steps=1``: the paper's single pass, Algorithm 2; more: the iterative variant).
         n_seeds, n_random: seeds per class, random draws per class and ``k``.
         key: the source of the seeds and the random neurons.
+        exclude_picked: random neurons avoid every measure's picks (see above).
+        ties: how equal scores are ranked (:func:`suspicious`).
+        neighbours: the k' of the appendix's Tables 6-7: a measure's row at ``k`` gains
+            ``rose_k<k'>``, the share of (seed, neuron) pairs among its ``k'`` most suspicious
+            neurons whose activation rose, for each ``k' >= k`` here.
         spectrum, predictions: precomputed by-class spectrum and predicted classes.
-        threshold: the spectrum's activation threshold.
-        convention: the neurons ascended (``"pre"``, as the released code; see
+        threshold: the spectrum's activation threshold (the paper does not state one; the
+            released code uses 0).
+        convention: the neurons ascended and compared (``"pre"``, as the released code; see
             :mod:`workbench.synthesis`).
         batch_size: rows per streamed batch.
 
     Returns:
-        One dict per run: ``class``, ``approach`` (a measure or ``"random"``), ``repeat``,
-        ``k``, ``step``, ``normalize``, ``n_steps``, ``seeds``, ``accuracy`` (fraction of
-        synthesised inputs still classified as the class), ``loss`` (mean cross-entropy),
-        ``gain`` (mean rise of the targets' activations), ``l1``, ``l2``, ``linf`` (means),
-        ``seconds`` (synthesis time), ``neurons`` (the targets, as text).
+        One dict per run: ``class``, ``approach`` (a measure or ``"random"``), ``repeat`` (the
+        random draw; 0 for a measure), ``k``, ``step``, ``normalize``, ``n_steps``, ``seeds``,
+        ``accuracy`` (fraction of synthesised inputs still classified as the class), ``loss``
+        (mean cross-entropy), ``gain`` (mean rise of the targets' activations), ``rose``
+        (share of (seed, target) pairs whose activation rose: Table 5), ``l1``, ``l2``,
+        ``linf`` (means), ``seconds`` (synthesis time), ``neurons`` (the targets, as text),
+        and the ``rose_k<k'>`` of ``neighbours``.
 
     References:
-        Eniser, Gerasimou and Sen, "DeepFault", FASE 2019, section 5 (research questions 1-2);
-        the released ``run.py``.
+        Eniser, Gerasimou and Sen, "DeepFault", FASE 2019 (arXiv 1902.05974v1), section 5
+        (research questions 1-2, Tables 3-5, appendix Tables 6-7); the released ``run.py``.
     """
     images = validation.images(np.asarray(images), "images")
     labels = np.asarray(labels)
     key = validation.key(key)
+    validation.choice(ties, "ties", TIES)
+    neighbours = sorted({validation.positive_int(kk, "neighbours") for kk in neighbours})
     if spectrum is None:
         spectrum = passes.model_spectrum(model, images, labels, by_class=True,
                                           threshold=threshold, batch_size=batch_size)
@@ -167,6 +177,7 @@ def run_grid(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike
         predictions = train.predict(model, images, batch_size=batch_size)
     predictions = np.asarray(predictions)
     sizes = activations.neuron_counts(model, images.shape[1:], convention=convention)
+    deepest = max([*k_values, *neighbours])
     rows = []
     for c in classes:
         key, seed_key = jax.random.split(key)
@@ -174,14 +185,15 @@ def run_grid(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike
         if n == 0:
             continue
         seeds = images[synthesis.choose_seeds(labels, predictions, c, n, key=seed_key)]
+        seed_trace = passes.model_trace(model, seeds, convention=convention) if neighbours \
+            else None
         class_spectrum = spectra.for_class(spectrum, c)
-        picks = {}
-        for name in measures:
-            scores = suspiciousness.measure(name)(class_spectrum)
-            picks[name] = {k: suspiciousness.top_k(scores, k) for k in k_values}
+        ranked = {name: suspicious(suspiciousness.measure(name)(class_spectrum), deepest,
+                                   ties=ties) for name in measures}
         for k in k_values:
-            runs = [(name, 0, picks[name][k]) for name in measures]
-            exclude = {t for name in measures for t in picks[name][k]} if exclude_picked else ()
+            runs = [(name, 0, ranked[name][:k]) for name in measures]
+            exclude = {t for name in measures for t in ranked[name][:k]} if exclude_picked \
+                else ()
             for r in range(n_random):
                 key, sub = jax.random.split(key)
                 runs.append((_RANDOM, r, suspiciousness.random_neurons(
@@ -194,17 +206,27 @@ def run_grid(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike
                         n_steps=n_steps, convention=convention))
                     seconds = time.perf_counter() - start
                     true = np.full(n, c, np.int32)
-                    rows.append({
+                    row = {
                         "class": int(c), "approach": approach, "repeat": repeat, "k": int(k),
                         "step": float(step), "normalize": normalize, "n_steps": n_steps,
                         "seeds": n,
                         "accuracy": float(np.mean(np.asarray(out.predictions) == c)),
                         "loss": float(np.mean(synthesis.cross_entropy(out.logits, true))),
                         "gain": float(np.mean(out.after - out.before)),
+                        "rose": float(np.mean(np.asarray(out.after > out.before))),
                         "l1": float(np.mean(out.l1)), "l2": float(np.mean(out.l2)),
                         "linf": float(np.mean(out.linf)), "seconds": seconds,
                         "neurons": " ".join(f"{s}:{i}" for s, i in targets),
-                    })
+                    }
+                    if neighbours and approach != _RANDOM:
+                        flat = np.array([activations.flat_index(sizes, s, i)
+                                         for s, i in ranked[approach]])
+                        after = _flat_values(passes.model_trace(
+                            model, np.asarray(out.inputs), convention=convention), sizes, flat)
+                        rose = after > _flat_values(seed_trace, sizes, flat)
+                        row.update({f"rose_k{kk}": float(rose[:, :kk].mean())
+                                    for kk in neighbours if kk >= k})
+                    rows.append(row)
     return rows
 
 
@@ -217,8 +239,10 @@ def grid(models: Mapping[str, object], images: Shaped[ArrayLike, "n ..."],
         >>> from workbench import models as zoo
         >>> net = zoo.create("deepfault_3x50_relu", seed=0)
         >>> x = jax.random.uniform(jax.random.key(0), (40, 28, 28, 1))
-        >>> y = train.predict(net, x)  # every input "correct", so every class has seeds
-        >>> rows = grid({"net": net}, x, y, key=jax.random.key(1), classes=[int(y[0])],
+        >>> p = train.predict(net, x)
+        >>> c = int(np.bincount(p).argmax())  # the class predicted most often
+        >>> y = np.where(np.arange(40) % 4 == 0, c, p)  # some failing inputs labelled c
+        >>> rows = grid({"net": net}, x, y, key=jax.random.key(1), classes=[c],
         ...             measures=["ochiai"], k_values=[2], step_sizes=[1.0], d=0.1, n_seeds=2,
         ...             n_random=1)
         >>> [(r["model"], r["approach"], r["k"]) for r in rows]
@@ -235,30 +259,6 @@ def grid(models: Mapping[str, object], images: Shaped[ArrayLike, "n ..."],
 
 def _is_random(row: Mapping) -> bool:
     return row["approach"] == _RANDOM
-
-
-def summary(rows: Sequence[Mapping], *, paper: Mapping[str, str] | None = PAPER_SYNTH
-            ) -> list[dict]:
-    """Suspicious against random: mean accuracy per model and approach (``ours``, its sample
-    standard deviation over runs ``spread``, ``ddof=1``), loss, gain and distances, with the
-    paper's range (``paper``: ``{"suspicious": ..., "random": ...}``; no such column when
-    ``None``).
-
-    Example:
-        >>> rows = [{"model": "m", "approach": a, "accuracy": v, "loss": 0.0, "gain": 0.0,
-        ...          "l2": 0.0, "linf": 0.0} for a, v in [("ochiai", 0.2), ("random", 0.6),
-        ...                                             ("random", 0.8)]]
-        >>> [(r["approach"], r["paper"], r["ours"], round(r["spread"], 3))
-        ...  for r in summary(rows)]
-        [('ochiai', '0.2-0.4', 0.2, nan), ('random', '0.55-0.85', 0.7, 0.141)]
-    """
-    table = stats.group_mean(rows, ["model", "approach"], ["accuracy", "loss", "gain", "l2",
-                                                          "linf"])
-    for row in table:
-        if paper is not None:
-            row["paper"] = paper["random" if _is_random(row) else "suspicious"]
-        row["ours"], row["spread"] = row.pop("accuracy"), row.pop(stats.sd_column("accuracy"))
-    return table
 
 
 def significance(rows: Sequence[Mapping], measures: Sequence[str], *, setting: str
@@ -278,13 +278,6 @@ def significance(rows: Sequence[Mapping], measures: Sequence[str], *, setting: s
                               "median": c.median_a, "median_random": c.median_b, "p": c.p,
                               "a12": c.a12, "effect": c.magnitude})
     return table
-
-
-def by_parameter(rows: Sequence[Mapping]) -> dict[str, list[dict]]:
-    """Mean accuracy and distances per approach and ``k`` (``"by_k"``) and per approach and
-    step size (``"by_step"``)."""
-    return {"by_k": stats.group_mean(rows, ["approach", "k"], ["accuracy", "l2"]),
-            "by_step": stats.group_mean(rows, ["approach", "step"], ["accuracy", "l2", "linf"])}
 
 
 def l2_budget(rows: Sequence[Mapping], *, d: float) -> float:
@@ -353,12 +346,13 @@ def gap_by_budget(rows: Sequence[Mapping]) -> list[dict]:
 def variants(model, images: Shaped[ArrayLike, "n ..."],
              labels: Shaped[ArrayLike, " n"], *, spectrum: spectra.Spectrum, label: int, k: int,
              d: float, l2_budget: float,
-             n_steps: int, n_seeds: int, key: ArrayLike
+             n_steps: int, n_seeds: int, key: ArrayLike, ties: str = "deeper"
              ) -> tuple[list[dict], dict[str, synthesis.Synthesis]]:
     """What the synthesis variants change: D*'s top ``k`` neurons of ``spectrum`` (one class's)
-    raised from ``n_seeds`` correctly classified seeds of class ``label`` by the released single
-    raw step, the paper-era RMS-normalised step, sign and L2 steps, and ``n_steps`` projected
-    sign or RMS steps of size ``d / 4``.
+    raised from ``n_seeds`` correctly classified seeds of class ``label`` by the single raw
+    step of Algorithm 2 (:data:`SINGLE_PASS`, the default everywhere, as the released code),
+    the paper-era code's RMS-normalised step, sign and L2 steps, and the iterative variant:
+    ``n_steps`` projected sign or RMS steps of size ``d / 4``.
 
     Returns:
         ``(rows, results)``: one row per variant (``variant``, ``seconds``, ``accuracy``,
@@ -370,15 +364,16 @@ def variants(model, images: Shaped[ArrayLike, "n ..."],
     n = min(n_seeds, int(((labels == label) & (predictions == label)).sum()))
     seeds = images[synthesis.choose_seeds(labels, predictions, label, n,
                                           key=validation.key(key))]
-    targets = suspiciousness.top_k(suspiciousness.dstar(spectrum), k)
-    settings = [("released: raw, 1 step", {"step_size": 1.0, "normalize": "none"}),
-                ("paper-era: rms, 1 step", {"step_size": 1.0, "normalize": "rms"}),
-                ("sign, 1 step", {"step_size": d, "normalize": "sign"}),
-                ("l2, 1 step", {"step_size": l2_budget, "normalize": "l2"}),
-                (f"sign, {n_steps} steps", {"step_size": d / 4, "normalize": "sign",
-                                            "n_steps": n_steps}),
-                (f"rms, {n_steps} steps", {"step_size": d / 4, "normalize": "rms",
-                                           "n_steps": n_steps})]
+    targets = suspicious(suspiciousness.dstar(spectrum), k, ties=ties)
+    settings = [(SINGLE_PASS, {"step_size": 1.0, "normalize": "none"}),
+                ("single pass, rms-normalised (paper-era code)",
+                 {"step_size": 1.0, "normalize": "rms"}),
+                ("single pass, sign", {"step_size": d, "normalize": "sign"}),
+                ("single pass, l2", {"step_size": l2_budget, "normalize": "l2"}),
+                (f"iterative: {n_steps} sign steps of d/4",
+                 {"step_size": d / 4, "normalize": "sign", "n_steps": n_steps}),
+                (f"iterative: {n_steps} rms steps of d/4",
+                 {"step_size": d / 4, "normalize": "rms", "n_steps": n_steps})]
     rows, results = [], {}
     for name, options in settings:
         start = time.perf_counter()
@@ -391,34 +386,3 @@ def variants(model, images: Shaped[ArrayLike, "n ..."],
                      "l1": float(np.mean(result.l1)), "l2": float(np.mean(result.l2)),
                      "linf": float(np.mean(result.linf))})
     return rows, results
-
-
-def distances(rows: Sequence[Mapping]) -> list[dict]:
-    """Mean L1, L2 and L-infinity distance from the seeds, per approach."""
-    return stats.group_mean(rows, ["approach"], ["l1", "l2", "linf"])
-
-
-def timing(spectrum_seconds: float, n_images: int,
-           runs: Mapping[str, Sequence[Mapping]]) -> list[dict]:
-    """Seconds per step: the all-class spectrum pass, and the median synthesis run of each
-    non-empty list of ``runs`` (``{setting: grid rows}``) with its mean number of seeds.
-
-    Example:
-        >>> timing(0.5, 100, {"grid": [{"seeds": 4, "seconds": 0.1}], "none": []})[1]
-        {'step': 'synthesis, grid (per run)', 'images': 4, 'seconds': 0.1}
-    """
-    table = [{"step": "spectrum, all classes, one pass", "images": int(n_images),
-              "seconds": float(spectrum_seconds)}]
-    for setting, rows in runs.items():
-        if rows:
-            table.append({"step": f"synthesis, {setting} (per run)",
-                          "images": int(np.mean([r["seeds"] for r in rows])),
-                          "seconds": float(np.median([r["seconds"] for r in rows]))})
-    return table
-
-
-def claims(gap_rows: Sequence[Mapping]) -> list[dict]:
-    """The notebook's results table: suspicious against random at each budget."""
-    return [{"claim": f"suspicious vs random, normalize={row['normalize']}",
-             "suspicious": row["suspicious"], "random": row["random"], "p": row["p"],
-             "a12": row["a12"], "effect": row["effect"]} for row in gap_rows]
