@@ -126,6 +126,15 @@ def test_a_model_no_common_shape_fits_gets_its_own_error_quoted():
         activations.trace(net, np.zeros((2, 4, 4, 2), np.float32))
 
 
+def test_neuron_counts_checks_the_input_shape(lenet):
+    with pytest.raises(ValueError, match=r"input_shape \(32, 32, 3\) does not fit the model: it "
+                                         r"runs on \(batch, 28, 28, 1\)"):
+        activations.neuron_counts(lenet, (32, 32, 3))
+    for bad in ((), (28, 0, 1), (28, -28, 1)):
+        with pytest.raises(ValueError, match="input_shape must be a tuple of positive ints"):
+            activations.neuron_counts(lenet, bad)
+
+
 @pytest.mark.parametrize("dtype, hint", [(np.uint8, r"/ 255"), (np.int32, r"/ 255"),
                                          (np.bool_, "got bool")])
 def test_inputs_that_are_not_floats_are_named(lenet, dtype, hint):

@@ -363,18 +363,24 @@ def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...
                        else model_or_parts)
     shape = tuple(int(d) for d in x.shape[1:])
     dtype = jnp.dtype(x.dtype)
-    problem = _input_problem(graphdef, state, shape, dtype)
-    if problem is not None:
-        given = f"{name} of shape {tuple(x.shape)} do not fit the model"
-        found = _expected_input(graphdef, state, shape, tuple(int(d) for d in x.shape), dtype)
-        if found is None:
-            raise ValueError(f"{given} (no shape among {_KNOWN_SHAPES} fits it either; the "
-                             f"model said: {problem})")
-        expected, hint = found
-        raise ValueError(f"{given}: it runs on (batch, {', '.join(map(str, expected))})"
-                         f"{f'; {hint}' if hint else ''} (the model said: {problem})")
+    batched = tuple(int(d) for d in x.shape)
+    _fits(graphdef, state, shape, batched, dtype, f"{name} of shape {batched} do not fit")
     validation.input_range(x, name)
     return shape
+
+
+def _fits(graphdef, state, shape, batched, dtype, given: str) -> None:
+    """Raises the ``ValueError`` saying what the model takes unless it runs on ``shape``."""
+    problem = _input_problem(graphdef, state, shape, dtype)
+    if problem is None:
+        return
+    found = _expected_input(graphdef, state, shape, batched, dtype)
+    if found is None:
+        raise ValueError(f"{given} the model (no shape among {_KNOWN_SHAPES} fits it either; "
+                         f"the model said: {problem})")
+    expected, hint = found
+    raise ValueError(f"{given} the model: it runs on (batch, {', '.join(map(str, expected))})"
+                     f"{f'; {hint}' if hint else ''} (the model said: {problem})")
 
 
 def trace(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
@@ -440,6 +446,13 @@ def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
                          "(images.shape[1:])")
     conv = as_convention(convention)
     graphdef, state = split(model_or_acts)
+    if not isinstance(input_shape, (tuple, list)) or not input_shape \
+            or not all(validation.is_int(d) and d > 0 for d in input_shape):
+        raise ValueError(f"input_shape must be a tuple of positive ints (images.shape[1:]), "
+                         f"got {input_shape!r}")
+    input_shape = tuple(int(d) for d in input_shape)
+    _fits(graphdef, state, input_shape, input_shape, jnp.dtype(jnp.float32),
+          f"input_shape {input_shape} does not fit")
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
     order = _SITE_ORDER[(graphdef, conv.kind)]
