@@ -13,7 +13,8 @@ Six layers (``ARCHITECTURE.md``), each module one concept:
   writes);
 - passes, datasets through a model: ``streaming``, ``passes``;
 - algorithms: ``synthesis`` (DeepFault), ``differential`` (DeepXplore), ``constraints`` (image
-  transformations), ``adversarial`` (FGSM), ``retraining``;
+  transformations), ``adversarial`` (FGSM), ``retraining``, ``fuzzing`` (DeepHunter, TensorFuzz)
+  with ``mutations`` (its image mutations);
 - experiments and front ends, imported on demand: ``workbench.experiments``,
   ``workbench.plots``, ``workbench.widgets``, ``workbench.reproduce``, ``workbench.cli``.
 """
@@ -26,8 +27,10 @@ from workbench import (
     data,
     differential,
     files,
+    fuzzing,
     keras,
     models,
+    mutations,
     passes,
     patterns,
     profiles,
@@ -51,8 +54,10 @@ __all__ = [
     "data",
     "differential",
     "files",
+    "fuzzing",
     "keras",
     "models",
+    "mutations",
     "passes",
     "patterns",
     "profiles",

@@ -5,8 +5,9 @@
 (suspicious against random neurons), ``deepfault_paper`` (DeepFault's tables at the paper's
 scale, with ``deepfault_published``, the published values, and ``deepfault_verdicts``, a verdict
 per claim), ``deepxplore`` (difference-inducing inputs, coverage
-against baselines, hyperparameters, retraining), ``explorer`` (the neuron explorer's data) and
-``quickstart`` (the tour's measurements). They sit above the algorithms (``synthesis``,
+against baselines, hyperparameters, retraining), ``explorer`` (the neuron explorer's data),
+``fuzzing`` (coverage-guided against random fuzzing) and ``quickstart`` (the tour's
+measurements). They sit above the algorithms (``synthesis``,
 ``differential``, ...) and below the front ends (``widgets``, ``plots``, ``reproduce``).
 """
 
@@ -18,6 +19,7 @@ from workbench.experiments import (
     deepfault_verdicts,
     deepxplore,
     explorer,
+    fuzzing,
     quickstart,
 )
 
@@ -29,5 +31,6 @@ __all__ = [
     "deepfault_verdicts",
     "deepxplore",
     "explorer",
+    "fuzzing",
     "quickstart",
 ]
