@@ -33,6 +33,7 @@ from workbench import (
     streaming,
     surprise,
     suspiciousness,
+    synthesis,
     train,
     validation,
 )
@@ -392,6 +393,64 @@ def test_train_checks_its_arguments(options, message):
 def test_train_checks_the_dataset_against_the_model(dataset, message):
     with pytest.raises(ValueError, match=message):
         train.train(models.create("lenet1"), dataset, epochs=1, batch_size=2)
+
+
+# ----------------------------------------------------------- algorithms: DeepFault's synthesis
+
+
+@pytest.mark.parametrize("value, message", [
+    (2.0, r"seeds must lie in \[0, 1\] .*got values in \[0.5, 2\]$"),
+    (-0.5, r"got values in \[-0.5, 0.5\]$"),
+    (255.0, r"got values in \[0.5, 255\]: raw 0-255 pixels\? Divide them by 255"),
+])
+def test_synthesis_refuses_seeds_outside_the_pixel_range(dense, value, message):
+    seeds = np.full((2, 28, 28, 1), 0.5, np.float32)
+    seeds[1, 0, 0, 0] = value
+    with pytest.raises(ValueError, match=message):
+        synthesis.synthesize(dense, seeds, [("fc1", 0)])
+
+
+def test_synthesis_keeps_within_d_of_seeds_on_the_edges_of_the_range(dense):
+    seeds = np.zeros((2, 28, 28, 1), np.float32)
+    seeds[1] = 1.0
+    out = synthesis.synthesize(dense, seeds, [("fc1", 0), ("fc2", 3)], step_size=10.0, d=0.1)
+    assert float(out.linf.max()) <= 0.1 + 1e-6
+    assert 0.0 <= float(out.inputs.min()) and float(out.inputs.max()) <= 1.0
+
+
+@pytest.mark.parametrize("step_size, message", [(0, "step_size must be > 0.0, got 0"),
+                                                (-1.0, "step_size must be > 0.0, got -1.0"),
+                                                (float("nan"), "step_size must be finite")])
+def test_synthesis_refuses_a_step_size_that_is_not_positive(dense, step_size, message):
+    with pytest.raises(ValueError, match=message):
+        synthesis.synthesize(dense, mnist(2), [("fc1", 0)], step_size=step_size)
+
+
+@pytest.mark.parametrize("one", [("fc2", 3), ["fc2", 3], 53, np.int64(53), np.array(53)])
+def test_synthesis_takes_a_single_target_as_one_target(dense, one):
+    assert synthesis.target_indices(dense, (28, 28, 1), one).tolist() == [53]
+    seeds = mnist(2)
+    alone = synthesis.synthesize(dense, seeds, one, step_size=0.1)
+    listed = synthesis.synthesize(dense, seeds, [("fc2", 3)], step_size=0.1)
+    np.testing.assert_array_equal(np.asarray(alone.inputs), np.asarray(listed.inputs))
+    assert alone.after.shape == (2, 1)
+
+
+@pytest.mark.parametrize("targets, message", [
+    ([("fc1", 1.0)], r"neuron index must be an integer, got 1.0"),
+    ([("fc1", 1.5)], r"neuron index must be an integer, got 1.5"),
+    ([3.0], r"targets\[0\] must be a \(site, index\) pair or a flat int index, got 3.0"),
+    ([("fc1", 2), 7.9], r"targets\[1\] must be .* got 7.9"),
+    ([True], r"targets\[0\] must be .* got True"),
+    (np.array([3.0, 4.0]), r"flat int indices, got float64 of shape \(2,\)"),
+    ("fc1", r"targets must be a list of \(site, index\) pairs or flat ints, got 'fc1'"),
+    (None, r"targets must be a list .* got None"),
+    ([("fc1", 2, 3)], r"targets\[0\] must be a \(site, index\) pair"),
+    ([-1], r"target indices must lie in 0..149, got \[-1\]"),
+])
+def test_synthesis_refuses_targets_that_are_not_neurons(dense, targets, message):
+    with pytest.raises(ValueError, match=message):
+        synthesis.synthesize(dense, mnist(2), targets)
 
 
 # ------------------------------------------------------------------------------- random keys

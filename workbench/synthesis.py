@@ -41,7 +41,7 @@ suspicious neurons' activations rise; the released code takes the single step ab
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -64,8 +64,9 @@ __all__ = [
 NORMALIZE = ("none", "rms", "sign", "l2")
 
 Model = Any  # a Flax NNX model (only the model layer imports Flax)
-# The neurons to raise: (site, index) pairs or flat ints (checked by target_indices).
-Targets = Sequence[Any] | Shaped[ArrayLike, " k"]
+# The neurons to raise: (site, index) pairs or flat ints, or one of either (checked by
+# target_indices, so annotated loosely: a wrong value gets its ValueError).
+Targets = Any
 
 
 class Synthesis(NamedTuple):
@@ -139,6 +140,11 @@ _synthesize = jax.jit(_synthesize_impl,
                       static_argnames=("graphdef", "normalize", "n_steps", "conv"))
 
 
+def _is_pair(target) -> bool:
+    """Whether ``target`` is one ``(site, index)`` pair (a tuple or a list)."""
+    return isinstance(target, (tuple, list)) and len(target) == 2 and isinstance(target[0], str)
+
+
 def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *,
                    convention: "str | activations.Convention" = "pre") -> Int[Array, " k"]:
     """Flat positions (among all neurons of ``convention``, in layer order) of ``(site, index)``
@@ -147,7 +153,8 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
     Args:
         model: an NNX model that sows its activations.
         input_shape: the shape of one input, ``images.shape[1:]``.
-        targets: ``(site, index)`` pairs or flat ints.
+        targets: ``(site, index)`` pairs or flat ints (a single pair such as ``("fc1", 3)``,
+            or a single int, is one target); indices must be ints, never floats.
         convention: which values are the neurons (a name in ``activations.CONVENTIONS``).
 
     Example:
@@ -159,34 +166,63 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
                                        convention=activations.as_convention(convention))
     total = sum(counts.values())
     if isinstance(targets, (jax.Array, np.ndarray)):
-        flat = np.asarray(targets)
+        flat = np.asarray(targets).reshape(-1) if np.ndim(targets) == 0 else np.asarray(targets)
     else:
+        if _is_pair(targets) or validation.is_int(targets):
+            targets = [targets]  # one target: ("fc1", 3) or a flat 7
+        if isinstance(targets, (str, bytes)) or not isinstance(targets, Iterable):
+            raise ValueError(f"targets must be a list of (site, index) pairs or flat ints, got "
+                             f"{targets!r}")
         targets = list(targets)
         if not targets:
             raise ValueError("no target neurons")
-        flat = np.array([activations.flat_index(counts, *t) if isinstance(t, tuple) else int(t)
-                         for t in targets])
+        flat = []
+        for i, target in enumerate(targets):
+            if _is_pair(target):
+                flat.append(activations.flat_index(counts, *target))
+            elif validation.is_int(target):
+                flat.append(int(target))
+            else:
+                raise ValueError(f"targets[{i}] must be a (site, index) pair or a flat int "
+                                 f"index, got {target!r}")
+        flat = np.array(flat)
     if flat.ndim != 1 or flat.size == 0 or not np.issubdtype(flat.dtype, np.integer):
-        raise ValueError(f"targets must be a non-empty list of (site, index) or flat ints, got "
-                         f"{flat.dtype} of shape {flat.shape}")
+        raise ValueError(f"targets must be a non-empty list of (site, index) pairs or flat int "
+                         f"indices, got {flat.dtype} of shape {flat.shape}")
     if (flat < 0).any() or (flat >= total).any():
-        raise ValueError(f"target indices must lie in 0..{total - 1}")
+        raise ValueError(f"target indices must lie in 0..{total - 1}, got {flat.tolist()}")
     return jnp.asarray(flat, jnp.int32)
 
 
+def _check_unit_range(seeds) -> None:
+    """Seeds in ``[0, 1]``: the projection's box, so every synthesised input lies within ``d``
+    of its seed (from a seed of 2.0 the box alone moves it by 1.0)."""
+    if seeds.size == 0 or validation.is_traced(seeds):
+        return
+    low, high = float(jnp.min(seeds)), float(jnp.max(seeds))
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"seeds must lie in [0, 1] (the pixel range synthesis projects onto), "
+                         f"got values in [{low:g}, {high:g}]"
+                         + (": raw 0-255 pixels? Divide them by 255"
+                            if high > validation.PIXEL_LIMIT else ""))
+
+
 def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets, *,
-               step_size: float = 1.0, d: float = 0.1, normalize: str = "none",
-               n_steps: int = 1, convention: "str | activations.Convention" = "pre"
+               step_size: validation.Float = 1.0, d: validation.Float = 0.1,
+               normalize: str = "none", n_steps: validation.Int = 1, convention: "str | activations.Convention" = "pre"
                ) -> Synthesis:
     """Synthesises one input per seed that raises the target neurons' activations (DeepFault).
 
     Args:
         model: a zoo model or any NNX model that sows its activations.
         seeds: ``(n, ...)`` inputs in ``[0, 1]`` that the model takes, usually correctly
-            classified (:func:`choose_seeds`).
+            classified (:func:`choose_seeds`); seeds outside ``[0, 1]`` are refused (the
+            ascent projects onto ``[0, 1]``, so from such a seed it could not keep within
+            ``d``).
         targets: the neurons to raise: ``(site, index)`` pairs (e.g. from
-            :func:`workbench.suspiciousness.top_k`) or flat indices.
-        step_size: the gradient's multiplier (DeepFault's grid: 0.01, 0.1, 1, 10).
+            :func:`workbench.suspiciousness.top_k`) or flat int indices; a single pair
+            ``("fc1", 3)`` is one target.
+        step_size: the gradient's multiplier, ``> 0`` (DeepFault's grid: 0.01, 0.1, 1, 10).
         d: the L-infinity radius around each seed (DeepFault: 0.1 on MNIST).
         normalize: ``"none"``, ``"rms"``, ``"sign"`` or ``"l2"`` (see the module docstring).
         n_steps: projected steps; 1 is the released code's single step.
@@ -214,11 +250,12 @@ def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets
     """
     validation.choice(normalize, "normalize", NORMALIZE)
     n_steps = validation.positive_int(n_steps, "n_steps")
-    step_size = validation.scalar(step_size, "step_size")
+    step_size = validation.scalar(step_size, "step_size", above=0.0)
     d = validation.scalar(d, "d", minimum=0.0)
     conv = activations.as_convention(convention)
     graphdef, state = activations.split(model)
     seeds = jnp.asarray(validation.images(seeds, "seeds"), jnp.float32)
+    _check_unit_range(seeds)
     shape = activations.check_model_input((graphdef, state), seeds, "seeds")
     flat = target_indices(model, shape, targets, convention=conv)
     return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,
