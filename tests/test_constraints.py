@@ -42,9 +42,37 @@ def test_occlusion_keeps_only_the_rectangle():
     np.testing.assert_array_equal(out, expected)
 
 
-def test_occlusion_default_is_published_10x10_at_origin():
-    out = _update(constraints.TRANSFORMATIONS["occlusion"](), np.ones((1, 28, 28, 1), np.float32))
+def test_occlusion_at_the_released_corner():
+    out = _update(constraints.occlusion(start=(0, 0)), np.ones((1, 28, 28, 1), np.float32))
     assert out[0, :10, :10].all() and out.sum() == 100
+
+
+def _rectangle_of(image):
+    rows, cols = np.nonzero(image[..., 0])
+    return rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def test_occlusion_anywhere_keeps_one_rectangle_per_seed():
+    # The paper's default: a 10x10 rectangle wherever it fits, drawn from each seed's key and
+    # kept for every step of that seed (a new step key does not move it).
+    tx = constraints.TRANSFORMATIONS["occlusion"]()
+    g = np.ones((64, 28, 28, 1), np.float32)
+    seed_keys = jax.random.split(jax.random.key(1), 64)
+    first = np.asarray(tx.update(jnp.asarray(g), None, key=KEY, seed_keys=seed_keys)[0])
+    again = np.asarray(tx.update(jnp.asarray(g), None, key=jax.random.key(9),
+                                 seed_keys=seed_keys)[0])
+    np.testing.assert_array_equal(first, again)
+    corners = set()
+    for image in first:
+        row, col, height, width = _rectangle_of(image)
+        assert (height, width) == (10, 10) and image.sum() == 100
+        assert 0 <= row <= 18 and 0 <= col <= 18
+        corners.add((row, col))
+    assert len(corners) > 40  # 361 possible corners, 64 draws
+    rows = np.array([c[0] for c in corners])
+    assert rows.min() <= 3 and rows.max() >= 15  # the whole range is used
+    with pytest.raises(ValueError, match="seed_keys"):
+        tx.update(jnp.asarray(g), None, key=KEY)
 
 
 def test_blackout_darkens_one_patch_where_gradient_is_negative():
@@ -83,6 +111,7 @@ def test_user_constraint_is_cached_and_applied_per_image():
 
     tx = constraints.constraint(top_row)
     assert constraints.constraint(top_row) is tx
+    assert constraints.constraint(top_row, per_seed=True) is not tx
     g = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
     out = _update(tx, g)
     np.testing.assert_array_equal(out[:, 0], g[:, 0])
@@ -104,3 +133,5 @@ def test_bad_arguments_are_rejected():
         constraints.occlusion(start=(-1, 0))
     with pytest.raises(ValueError, match="needs key"):
         constraints.light().update(jnp.ones((1, 2, 2, 1)), None)
+    with pytest.raises(ValueError, match="size"):
+        constraints.occlusion(size=(3, -1))

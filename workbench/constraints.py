@@ -9,7 +9,15 @@ batch of images ``(n, h, w, c)``, so a step is the chain
 
 Write your own as a per-image function ``fn(gradient, key) -> gradient`` and wrap it with
 :func:`constraint`; :func:`workbench.differential.generate` takes the result as its
-``transformation``.
+``transformation``. ``key`` is fresh for every image and step, or, with
+``constraint(fn, per_seed=True)``, the same for every step of one seed's climb (the occluding
+rectangle stays where it was placed).
+
+Where the paper and the released code differ, the paper is the default: occlusion places its
+rectangle anywhere in the image (a position drawn per seed; the code's fixed corner is
+``occlusion(start=(0, 0))``). The lighting constraint's single brightness change per image
+(the paper) comes from :func:`workbench.differential.generate`, which clips the seed plus the
+sum of all steps, not each step.
 
 References:
     Pei, Cao, Yang, Jana, "DeepXplore: Automated Whitebox Testing of Deep Learning Systems",
@@ -31,6 +39,7 @@ from workbench import validation
 __all__ = [
     "TRANSFORMATIONS",
     "blackout",
+    "check",
     "constraint",
     "light",
     "normalize_by_rms",
@@ -69,15 +78,17 @@ def normalize_by_rms(eps: float = 1e-5) -> optax.GradientTransformation:
 
 
 @functools.cache
-def constraint(fn: Constraint) -> optax.GradientTransformationExtraArgs:
+def constraint(fn: Constraint, *, per_seed: bool = False) -> optax.GradientTransformationExtraArgs:
     """Turns a per-image constraint ``fn(gradient, key) -> gradient`` into an Optax
     transformation over a batch of images.
 
-    ``gradient`` is one image's (normalised) gradient, ``(h, w, c)``; ``key`` a fresh random key
-    for this image and step. The transformation's ``update`` takes the batch ``(n, h, w, c)``
-    and a keyword ``key`` (Optax's extra arguments, passed through ``optax.chain``), splits it
-    per image and ``vmap``s ``fn``. Cached per ``fn``, so building it twice does not recompile
-    :func:`workbench.differential.generate`.
+    ``gradient`` is one image's (normalised) gradient, ``(h, w, c)``. The transformation's
+    ``update`` takes the batch ``(n, h, w, c)`` and Optax's extra keyword arguments (passed
+    through ``optax.chain``): ``key``, this step's key, split into a fresh key per image; and
+    ``seed_keys``, one key per image that stays the same over a seed's whole climb
+    (:func:`workbench.differential.generate` passes both). ``fn`` gets the fresh key, or with
+    ``per_seed=True`` the image's seed key. Cached per ``(fn, per_seed)``, so building it twice
+    does not recompile :func:`workbench.differential.generate`.
 
     Example:
         >>> def left_half(gradient, key):
@@ -87,11 +98,17 @@ def constraint(fn: Constraint) -> optax.GradientTransformationExtraArgs:
         >>> out[0, :, :, 0].tolist()
         [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
     """
-    def update(updates, state, params=None, *, key=None, **extra):
+    def update(updates, state, params=None, *, key=None, seed_keys=None, **extra):
         del params, extra
-        if key is None:
+        if per_seed:
+            if seed_keys is None:
+                raise ValueError("a per-seed constraint's update needs seed_keys= (one key per "
+                                 "image)")
+            keys = seed_keys
+        elif key is None:
             raise ValueError("a constraint's update needs key=")
-        keys = jax.random.split(key, updates.shape[0])
+        else:
+            keys = jax.random.split(key, updates.shape[0])
         return jax.vmap(fn)(updates, keys), state
 
     return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
@@ -115,15 +132,41 @@ def _rectangle(shape, start, size):
             & (cols >= start[1]) & (cols < start[1] + size[1]))
 
 
+def _fits(shape, size, what: str, start=None) -> None:
+    """Refuses, while tracing (an image's shape is static), a rectangle that covers no pixel or
+    reaches outside the image, whose part outside would be clipped away silently."""
+    height, width = shape[0], shape[1]
+    if min(size) < 1:
+        raise ValueError(f"{what} size={size} covers no pixel")
+    corner = (0, 0) if start is None else start
+    if corner[0] + size[0] > height or corner[1] + size[1] > width:
+        where = "" if start is None else f"at start={start} "
+        raise ValueError(f"{what} {where}of size={size} does not fit the {height}x{width} "
+                         f"images: " + ("start + size" if start is not None else "size")
+                         + f" must be at most ({height}, {width})")
+
+
 def _occlusion(gradient, key, *, start, size):
     del key
+    if isinstance(start, tuple):  # a fixed corner (a drawn one always fits)
+        _fits(gradient.shape, size, "occlusion rectangle", start)
     return jnp.where(_rectangle(gradient.shape, start, size), gradient, 0.0)
 
 
+def _corner(key, shape, size):
+    """A top-left corner drawn uniformly among those where a ``size`` rectangle fits."""
+    high = jnp.array([max(shape[0] - size[0], 0) + 1, max(shape[1] - size[1], 0) + 1])
+    return jax.random.randint(key, (2,), 0, high)
+
+
+def _occlusion_anywhere(gradient, key, *, size):
+    _fits(gradient.shape, size, "occlusion rectangle")
+    return _occlusion(gradient, None, start=_corner(key, gradient.shape, size), size=size)
+
+
 def _blackout(gradient, key, *, size, count):
-    height, width = gradient.shape[0], gradient.shape[1]
-    high = jnp.broadcast_to(jnp.array([height - size[0] + 1, width - size[1] + 1]), (count, 2))
-    starts = jax.random.randint(key, (count, 2), 0, high)
+    _fits(gradient.shape, size, "blackout patch")
+    starts = jax.vmap(lambda k: _corner(k, gradient.shape, size))(jax.random.split(key, count))
 
     def patch(start):
         inside = _rectangle(gradient.shape, start, size)
@@ -150,6 +193,11 @@ def unconstrained() -> optax.GradientTransformationExtraArgs:
 def light() -> optax.GradientTransformationExtraArgs:
     """Lighting: every pixel moves by the image's mean gradient (a uniform brightness change).
 
+    The paper changes every pixel by the same amount, in the direction of ``mean(G)``; the
+    released code's amount is ``mean(G)`` itself, as here. Over a whole climb,
+    :func:`workbench.differential.generate` keeps it one change per image: the input is the
+    seed plus one constant, clipped to the pixel range.
+
     Example:
         >>> g = jnp.array([[[[1.0], [3.0]]]])
         >>> light().update(g, None, key=jax.random.key(0))[0].ravel().tolist()
@@ -162,14 +210,19 @@ def light() -> optax.GradientTransformationExtraArgs:
 
 
 @functools.cache
-def occlusion(*, start: Sequence[int] = (0, 0), size: Sequence[int] = (10, 10)
+def occlusion(*, start: Sequence[int] | None = None, size: Sequence[int] = (10, 10)
               ) -> optax.GradientTransformationExtraArgs:
     """Occlusion by a single rectangle: only pixels inside it change.
 
+    The paper places the rectangle anywhere in the image; here (``start=None``, the default)
+    each seed gets a position drawn uniformly among those where it fits, from the seed's key,
+    and keeps it for its whole climb. The released code fixes the corner (``-sp``, default
+    ``(0, 0)``): pass ``start=(0, 0)`` for that.
+
     Args:
-        start: the rectangle's top-left corner ``(row, column)``; the released MNIST code's
-            default is ``(0, 0)``.
-        size: its ``(height, width)``, default ``(10, 10)`` as released.
+        start: the rectangle's top-left corner ``(row, column)``, or ``None`` for a position
+            drawn per seed.
+        size: its ``(height, width)``, default ``(10, 10)`` as released (the paper gives none).
 
     Example:
         >>> out = occlusion(start=(1, 0), size=(1, 2)).update(
@@ -181,8 +234,10 @@ def occlusion(*, start: Sequence[int] = (0, 0), size: Sequence[int] = (10, 10)
         DeepXplore, section 6 ("occlusion by a single small rectangle"); released code
         ``constraint_occl`` and ``gen_diff.py`` (``-sp``, ``-occl_size``).
     """
-    start, size = _pair(start, "start"), _pair(size, "size")
-    return constraint(functools.partial(_occlusion, start=start, size=size))
+    size = _pair(size, "size")
+    if start is None:
+        return constraint(functools.partial(_occlusion_anywhere, size=size), per_seed=True)
+    return constraint(functools.partial(_occlusion, start=_pair(start, "start"), size=size))
 
 
 @functools.cache
@@ -222,6 +277,29 @@ def _pair(value, name: str) -> tuple[int, int]:
     if len(pair) != 2 or min(pair) < 0:
         raise ValueError(f"{name} must be two non-negative integers, got {value!r}")
     return pair
+
+
+def check(transformation: optax.GradientTransformation, image_shape: Sequence[int]) -> None:
+    """Traces ``transformation`` once on an abstract batch of one image of ``image_shape``
+    (``(h, w, c)``; no computation), so a constraint that cannot apply to such images fails
+    before any work with its own ``ValueError``: an occlusion rectangle outside the image, a
+    patch larger than it. :func:`workbench.differential.generate` calls it first.
+
+    Example:
+        >>> check(occlusion(start=(0, 0), size=(10, 10)), (28, 28, 1))
+        >>> check(occlusion(start=(25, 0), size=(10, 10)), (28, 28, 1))
+        Traceback (most recent call last):
+        ...
+        ValueError: occlusion rectangle at start=(25, 0) of size=(10, 10) does not fit the 28x28 images: start + size must be at most (28, 28)
+    """
+    tx = optax.chain(transformation)  # takes and passes on the extra arguments (key, seed_keys)
+    key = jax.random.key(0)
+
+    def update(gradient):
+        return tx.update(gradient, tx.init(gradient), gradient, key=key,
+                         seed_keys=jax.random.split(key, 1))[0]
+
+    jax.eval_shape(update, jax.ShapeDtypeStruct((1, *tuple(image_shape)), jnp.float32))
 
 
 TRANSFORMATIONS: dict[str, Callable[..., optax.GradientTransformationExtraArgs]] = {

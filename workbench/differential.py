@@ -4,43 +4,48 @@ For a seed on which all models agree on class ``c``, DeepXplore climbs the joint
 
     obj(x) = sum_{k != j} F_k(x)[c] - lambda1 * F_j(x)[c] + lambda2 * sum_k f_{n_k}(x)
 
-where ``F_k(x)[c]`` is model ``k``'s pre-softmax logit of ``c``, ``j`` the target model pushed
-away from ``c``, and ``f_{n_k}`` the (raw, spatially averaged) output of one neuron ``n_k`` of
-model ``k`` not yet covered. Each step normalises the gradient by its root mean square, keeps
-only the part a realistic transformation allows (:mod:`workbench.constraints`: a uniform
-brightness change, a rectangle, black patches), adds ``step`` times it and projects the image
-back to the valid box. A seed stops as soon as the models disagree; every difference-inducing
-input updates each model's neuron coverage (DeepXplore's convention,
+where ``F_k(x)[c]`` is model ``k``'s probability of ``c``, ``j`` the target model pushed away
+from ``c``, and ``f_{n_k}`` the (raw, spatially averaged) output of one neuron ``n_k`` of model
+``k`` not yet covered. Each step normalises the gradient by its root mean square, keeps only the
+part a realistic transformation allows (:mod:`workbench.constraints`: a uniform brightness
+change, a rectangle, black patches) and adds ``step`` times it. The models see the seed plus the
+sum of all steps, clipped to the valid box: under lighting a found input is the seed plus one
+constant, clipped. A seed stops as soon as the target model disagrees with the others; every
+difference-inducing input updates each model's neuron coverage (DeepXplore's convention,
 ``activations.CONVENTIONS["deepxplore"]``: per-layer min-max scaling, channel means,
 ``> threshold``, counted by :func:`workbench.coverage.neuron_coverage`).
 
 Here hundreds of seeds advance together over a pool of ``batch_size`` slots, each holding one
 seed. Every iteration computes all slots' gradients at once (a batched forward and backward pass
-per model), records the slots whose models now disagree, updates the coverage with them, and
-refills every finished slot with the next agreeing seed and a fresh uncovered neuron per model,
-drawn from the coverage as it now stands. With ``batch_size=1`` this is the released code's
-one-seed-at-a-time order. On GPUs and TPUs the iterations run as one jitted ``lax.while_loop``;
-on the CPU each iteration is its own jitted call (XLA's CPU backend runs the loop body ~1.5x
-slower inside a ``while_loop``); both run the same step and give the same results (tested).
+per model), records the slots that now differ, updates the coverage with them, draws fresh
+uncovered neurons from the coverage as it now stands, and refills every finished slot with the
+next agreeing seed. On GPUs and TPUs the iterations run as one jitted ``lax.while_loop``; on the
+CPU each iteration is its own jitted call (XLA's CPU backend runs the loop body ~1.5x slower
+inside a ``while_loop``); both run the same step and give the same results (tested).
 
-Where the paper and the released code (``MNIST/gen_diff.py``, ``MNIST/utils.py``) differ, we
-follow the code, and say so:
+**Paper or released code.** Where the paper (Algorithm 1, sections 5-6) and the released code
+(``MNIST/gen_diff.py``, ``utils.py``) differ, :func:`generate` follows the paper by default and
+offers the code's choice by a named option (:data:`VARIANTS` holds both sets):
 
-- the objective uses the pre-softmax logits (the paper writes class probabilities);
-- the gradient is divided by ``sqrt(mean(g**2)) + 1e-5`` before the constraint (not in the
-  paper's Algorithm 1);
-- the neuron term is the neuron's raw output (its spatial mean for conv maps,
-  ``CONVENTIONS["deepxplore_raw"]``), while coverage is judged on min-max scaled outputs;
-  logits and softmax outputs count as neurons;
-- the target model ``j`` is fixed per run (``-t``, default the first model);
-- seeds on which the models already disagree are not climbed but are reported (iteration 0)
-  and update the coverage, as the code does.
+============================  =============================  ===============================
+option                        paper (default)                released code
+============================  =============================  ===============================
+``target``                    ``None``: drawn per seed       ``0`` (``-t``, fixed per run)
+``neuron_choice``             ``"iteration"``: a new         ``"seed"``: once per seed
+                              uncovered neuron every step
+``scores``                    ``"probabilities"``            ``"logits"`` (``before_softmax``)
+``stop``                      ``"target"``: the target       ``"any"``: any two models
+                              differs from every other       disagree
+``clip``                      ``True``                       ``False`` (never clipped)
+occlusion                     anywhere (per seed)            ``constraints.occlusion(start=(0, 0))``
+============================  =============================  ===============================
 
-And where the code is wrong, we are not: it never clips pixels to [0, 1] (``clip=True`` here;
-``clip=False`` reproduces it, and :attr:`Result.survives_quantisation` tells which "findings"
-still make the models disagree once clipped and stored as 8-bit images), it changes its test
-set in place, overwrites images that share a prediction triple, and cannot be seeded. Here
-everything random derives from ``key``.
+Both divide the gradient by ``sqrt(mean(g**2)) + 1e-5`` (the code; not in Algorithm 1), take
+the neuron term as the raw output (``CONVENTIONS["deepxplore_raw"]``) but judge coverage on
+scaled outputs, count logits and softmax outputs as neurons, and report seeds on which the
+models already disagree (iteration 0, not climbed), as the code does. Unclipped "findings" may
+be no images at all: :attr:`Result.survives_quantisation` tells which still differ as 8-bit
+images. Everything random derives from ``key`` (the code cannot be seeded).
 
 References:
     Pei, Cao, Yang, Jana, "DeepXplore: Automated Whitebox Testing of Deep Learning Systems",
@@ -62,6 +67,10 @@ from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 from workbench import activations, constraints, coverage, validation
 
 __all__ = [
+    "NEURON_CHOICES",
+    "SCORES",
+    "STOPS",
+    "VARIANTS",
     "Result",
     "generate",
     "joint_objective",
@@ -73,19 +82,36 @@ __all__ = [
 _RAW = activations.CONVENTIONS["deepxplore_raw"]
 _SCALED = activations.CONVENTIONS["deepxplore"]
 
+SCORES = ("probabilities", "logits")  # what F_k(x)[c] is: softmax output or pre-softmax logit
+NEURON_CHOICES = ("iteration", "seed")  # a new uncovered neuron every step, or once per seed
+STOPS = ("target", "any")  # stop when the target differs from every other model, or any two
+# The keyword arguments of :func:`generate` that make it the paper's algorithm or the code's
+# (``clip`` and the occlusion corner are set apart: experiments run both clippings).
+VARIANTS = {
+    "paper": {"target": None, "neuron_choice": "iteration", "scores": "probabilities",
+              "stop": "target"},
+    "code": {"target": 0, "neuron_choice": "seed", "scores": "logits", "stop": "any"},
+}
+
 Model = Any  # a Flax NNX model (only the model layer imports Flax)
+
+
+class _Options(NamedTuple):
+    """What is compiled into the generator (a static argument)."""
+
+    transformation: optax.GradientTransformation
+    clip: bool
+    scores: str
+    stop: str
+    per_iteration: bool  # a new neuron every iteration (else once per seed)
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def _check_models(models, x, name: str = "seeds") -> tuple[tuple, tuple, list[dict[str, int]]]:
-    """Splits two or more models that all take ``x`` and have the same number of classes.
-
-    Returns:
-        ``(graphdefs, states, counts)``, ``counts`` per model ``{site: neurons}`` in layer
-        order under DeepXplore's convention.
-    """
+    """``(graphdefs, states, counts)`` of two or more models that take ``x`` and have the same
+    classes; ``counts`` per model ``{site: neurons}`` in layer order (DeepXplore's convention)."""
     given = (len(models) if isinstance(models, Sequence) and not isinstance(models, str)
              else type(models).__name__)
     if not isinstance(given, int) or given < 2:
@@ -102,21 +128,22 @@ def _check_models(models, x, name: str = "seeds") -> tuple[tuple, tuple, list[di
     return tuple(p[0] for p in parts), tuple(p[1] for p in parts), counts
 
 
-def _check_target(target, n_models: int) -> int:
-    target = 0 if target is None else target
-    return int(validation.choice(target, "target", range(n_models)))
+def _check_target(target, n_models: int, *, random: bool = True) -> int:
+    """The target's index, or -1 for one drawn per seed (``None``)."""
+    if target is None and random:
+        return -1
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise ValueError(f"target must be a model index in 0..{n_models - 1}"
+                         + (" or None (drawn per seed)" if random else "") + f", got {target!r}")
+    return int(validation.choice(int(target), "target", range(n_models)))
 
 
 # --------------------------------------------------------------------------- objective
 
 
 def _forward(graphdefs, states, x):
-    """Per model: logits, raw neuron values ``(n, total)`` and min-max scaled ones.
-
-    Pure: the models are merged inside whatever trace calls this (a scan or loop body, a
-    gradient). Flat arrays in layer order, since a dict crossing a transformation comes back
-    sorted.
-    """
+    """Per model: logits, raw neuron values ``(n, total)`` and min-max scaled ones. Pure; flat
+    arrays in layer order, since a dict crossing a transformation comes back sorted."""
     out = []
     for graphdef, state in zip(graphdefs, states):
         raw = activations.neurons(graphdef, state, x, _RAW)
@@ -125,12 +152,17 @@ def _forward(graphdefs, states, x):
     return out
 
 
-def _objective(graphdefs, states, x, label, neurons, weights, weight_nc):
-    """Per-seed joint objective and, as auxiliaries, the predictions and scaled activations."""
+def _objective(graphdefs, states, x, label, neurons, weights, weight_nc, scores):
+    """Per-seed joint objective and, as auxiliaries, the predictions and scaled activations.
+
+    ``weights`` is ``(models, n)``: 1 for the models kept on the label, ``-lambda1`` for each
+    input's target.
+    """
     passes = _forward(graphdefs, states, x)
     total = jnp.zeros(x.shape[0], x.dtype)
     for k, (logits, flat, _) in enumerate(passes):
-        agreed = jnp.take_along_axis(logits, label[:, None], axis=1)[:, 0]
+        score = jax.nn.softmax(logits, axis=-1) if scores == "probabilities" else logits
+        agreed = jnp.take_along_axis(score, label[:, None], axis=1)[:, 0]
         neuron = jnp.take_along_axis(flat, neurons[k][:, None], axis=1)[:, 0]
         total = total + weights[k] * agreed + weight_nc * neuron
     preds = jnp.stack([jnp.argmax(logits, axis=-1) for logits, _, _ in passes])
@@ -138,25 +170,28 @@ def _objective(graphdefs, states, x, label, neurons, weights, weight_nc):
     return total, (preds, scaled)
 
 
-def _weights(n_models, target, weight_diff):
-    return jnp.where(jnp.arange(n_models) == target, -weight_diff, 1.0)
+def _weights(n_models, targets, weight_diff):
+    """``(models, n)``: ``-weight_diff`` where the model is the input's target, else 1."""
+    return jnp.where(jnp.arange(n_models)[:, None] == targets[None, :], -weight_diff, 1.0)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdefs",))
-def _objective_jit(graphdefs, states, x, labels, neurons, target, weight_diff, weight_nc):
-    weights = _weights(len(graphdefs), target, weight_diff)
-    return _objective(graphdefs, states, x, labels, neurons, weights, weight_nc)[0]
+@functools.partial(jax.jit, static_argnames=("graphdefs", "scores"))
+def _objective_jit(graphdefs, states, x, labels, neurons, target, weight_diff, weight_nc, *,
+                   scores):
+    weights = _weights(len(graphdefs), jnp.full(x.shape[0], target), weight_diff)
+    return _objective(graphdefs, states, x, labels, neurons, weights, weight_nc, scores)[0]
 
 
 def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
                     labels: Shaped[ArrayLike, " n"], neurons: Shaped[ArrayLike, "models n"], *,
-                    target: int = 0, weight_diff: float = 1.0, weight_nc: float = 0.1
-                    ) -> Float[Array, " n"]:
-    """DeepXplore's joint objective for each input, as the released code computes it.
+                    target: int = 0, weight_diff: float = 1.0, weight_nc: float = 0.1,
+                    scores: str = "probabilities") -> Float[Array, " n"]:
+    """DeepXplore's joint objective for each input.
 
-    ``obj = sum_{k != target} logit_k[c] - weight_diff * logit_target[c]
-    + weight_nc * sum_k neuron_k``, with ``c = labels`` and ``neuron_k`` the raw output of
-    neuron ``neurons[k]`` of model ``k``: a flat index over the sites of
+    ``obj = sum_{k != target} F_k[c] - weight_diff * F_target[c] + weight_nc * sum_k neuron_k``,
+    with ``c = labels``, ``F`` the class probabilities (the paper) or the pre-softmax logits
+    (``scores="logits"``, the released code), and ``neuron_k`` the raw output of neuron
+    ``neurons[k]`` of model ``k``: a flat index over the sites of
     ``activations.trace(model, x, convention="deepxplore_raw")`` (conv and pooling channels by
     their spatial mean, dense units, logits, softmax outputs).
 
@@ -168,6 +203,7 @@ def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
         target: the model pushed away from ``labels``.
         weight_diff: lambda1.
         weight_nc: lambda2.
+        scores: ``"probabilities"`` or ``"logits"``.
 
     Returns:
         ``(n,)`` objective values; its gradient with respect to ``x`` is what DeepXplore climbs.
@@ -180,8 +216,8 @@ def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
         (2,)
 
     References:
-        DeepXplore, section 5.2, equations (2)-(3); released ``gen_diff.py`` (``before_softmax``
-        outputs, ``K.mean`` of the chosen neuron's output).
+        DeepXplore, section 5.2, equations (2)-(3) (probabilities); released ``gen_diff.py``
+        (``before_softmax`` outputs, ``K.mean`` of the chosen neuron's output).
     """
     x = jnp.asarray(validation.images(x, "x"), jnp.float32)
     graphdefs, states, counts = _check_models(models, x, "x")
@@ -198,11 +234,12 @@ def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
                          f"{list(neurons.shape)}")
     if (neurons < 0).any() or (neurons >= np.array(totals)[:, None]).any():
         raise ValueError(f"neurons out of range: the models have {totals} neurons")
-    target = _check_target(target, len(models))
+    target = _check_target(target, len(models), random=False)
     return _objective_jit(graphdefs, states, x, jnp.asarray(labels, jnp.int32),
                           jnp.asarray(neurons, jnp.int32), jnp.int32(target),
                           validation.scalar(weight_diff, "weight_diff"),
-                          validation.scalar(weight_nc, "weight_nc"))
+                          validation.scalar(weight_nc, "weight_nc"),
+                          scores=validation.choice(scores, "scores", SCORES))
 
 
 # --------------------------------------------------------------------------- generation
@@ -210,19 +247,19 @@ def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
 
 class Result(NamedTuple):
     """What :func:`generate` found: every difference-inducing input and the coverage it reached.
-
     Inputs are in seed order; ``iterations == 0`` marks a seed on which the models already
-    disagreed (reported and counted for coverage, but not climbed).
-    """
+    disagreed (reported and counted for coverage, but not climbed)."""
 
     inputs: np.ndarray  # shape=(found, h, w, c), dtype=float32
     seed_index: np.ndarray  # shape=(found,), dtype=int32: the seed each input came from
     predictions: np.ndarray  # shape=(models, found), dtype=int32
     iterations: np.ndarray  # shape=(found,), dtype=int32: gradient steps taken
+    targets: np.ndarray  # shape=(found,), dtype=int32: the model pushed away from the label
     coverage_before: np.ndarray  # shape=(models,), dtype=float64: NC ratio per model
     coverage_after: np.ndarray  # shape=(models,), dtype=float64
     covered: tuple  # per model {site: bool[neurons]} after the run (pass on as coverage=)
     seeds_climbed: int  # seeds on which all models agreed
+    seed_targets: np.ndarray  # shape=(seeds,), dtype=int32: every seed's target model
     survives_quantisation: np.ndarray  # shape=(found,), dtype=bool: still disagree when
     # clipped to [0, 1] and rounded to 8 bits
 
@@ -241,8 +278,25 @@ def _choose(key, covered, count):
     return jax.random.categorical(key, logits, shape=(count,)).astype(jnp.int32)
 
 
+def _draw(key, covered, count):
+    """``int32[models, count]``: per model, ``count`` uncovered neurons (see :func:`_choose`)."""
+    keys = jax.random.split(key, len(covered))
+    return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
+
+
 def _disagree(preds):
     return jnp.any(preds != preds[:1], axis=0)
+
+
+def _differs(preds, targets, stop):
+    """Per input: whether the prediction ``(models, n)`` differs. ``"any"``: some two models
+    disagree (the released code); ``"target"``: the target's prediction differs from every other
+    model's (the paper's ``d.predict(x) != (dnns - d).predict(x)``)."""
+    if stop == "any":
+        return _disagree(preds)
+    own = jnp.take_along_axis(preds, targets[None, :], axis=0)
+    other = jnp.arange(preds.shape[0])[:, None] != targets[None, :]
+    return jnp.all((preds != own) | ~other, axis=0)
 
 
 def _pool_sizes(slots: int) -> list[int]:
@@ -255,15 +309,12 @@ def _pool_sizes(slots: int) -> list[int]:
 
 
 @functools.partial(jax.jit, static_argnames=("graphdefs", "slots"))
-def _setup(graphdefs, states, seeds, valid, covered, key, threshold, *, slots):
-    """Sorts out the seeds the models already disagree on and fills the first pool.
-
-    Returns ``(context, carry)``: the constants every step reads, and the loop state
-    ``(pool, run)``.
-    """
+def _setup(graphdefs, states, seeds, valid, covered, key, threshold, target, *, slots):
+    """Sorts out the seeds the models already disagree on and fills the first pool: returns
+    ``(context, carry)``, the constants every step reads and the loop state ``(pool, run)``."""
     n_models = len(graphdefs)
     n = seeds.shape[0]
-    choose_key, step_key = jax.random.split(key)
+    choose_key, step_key, target_key, seed_key = jax.random.split(key, 4)
 
     # 1. Which seeds do the models agree on? The others count for coverage at once.
     def first_pass(covered, chunk):
@@ -282,12 +333,18 @@ def _setup(graphdefs, states, seeds, valid, covered, key, threshold, *, slots):
     found = valid & ~agree
     order = jnp.argsort(~agree, stable=True).astype(jnp.int32)  # agreeing seeds first
     n_agree = agree.sum(dtype=jnp.int32)
+    # 2. Per seed: its target model (drawn, or the fixed one) and a key kept for its climb.
+    drawn = jax.random.randint(target_key, (n,), 0, n_models, dtype=jnp.int32)
+    targets = jnp.where(target < 0, drawn, target).astype(jnp.int32)
+    seed_keys = jax.vmap(functools.partial(jax.random.fold_in, seed_key))(jnp.arange(n))
     context = {"seeds": seeds, "preds0": preds0, "order": order, "n_agree": n_agree,
-               "choose_key": choose_key, "step_key": step_key}
+               "targets": targets, "seed_keys": seed_keys, "choose_key": choose_key,
+               "step_key": step_key}
 
     slot = jnp.arange(slots, dtype=jnp.int32)
     seed_id = order[jnp.minimum(slot, n - 1)]
     pool = {"x": seeds[seed_id], "seed_id": seed_id, "label": preds0[0, seed_id],
+            "target": targets[seed_id],
             "neurons": _draw(jax.random.fold_in(choose_key, 0), covered, slots),
             "it": jnp.zeros(slots, jnp.int32), "active": slot < n_agree}
     run = {"next": jnp.minimum(n_agree, slots), "covered": covered, "out_x": seeds,
@@ -296,54 +353,66 @@ def _setup(graphdefs, states, seeds, valid, covered, key, threshold, *, slots):
     return context, (pool, run)
 
 
-def _draw(key, covered, count):
-    """``int32[models, count]``: per model, ``count`` uncovered neurons (see :func:`_choose`)."""
-    keys = jax.random.split(key, len(covered))
-    return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
-
-
 def _optimizer(transformation, step):
     return optax.chain(constraints.normalize_by_rms(1e-5), transformation, optax.scale(step))
 
 
-def _step(graphdefs, states, context, carry, hyper, *, transformation, clip):
-    """One iteration of the pool: gradients of every slot, record the slots whose models now
-    disagree, step the others, refill the free slots with the next seeds and fresh neurons."""
+def _view(x, clip):
+    """What the models see: the seed plus every step so far, clipped to [0, 1] (``clip``)."""
+    return optax.projections.projection_box(x, 0.0, 1.0) if clip else x
+
+
+def _value_aux_grad(graphdefs, states, p, weights, weight_nc, options):
+    def total(x):
+        values, aux = _objective(graphdefs, states, x, p["label"], p["neurons"], weights,
+                                 weight_nc, options.scores)
+        return values.sum(), aux
+    return jax.value_and_grad(total, has_aux=True)(_view(p["x"], options.clip))
+
+
+def _step(graphdefs, states, context, carry, hyper, *, options):
+    """One iteration of the pool: gradients of every slot, record the slots that now differ,
+    step the others, draw fresh neurons, refill the free slots with the next seeds.
+
+    ``p["x"]`` is the seed plus the sum of the steps, unclipped; the models see it clipped
+    (:func:`_view`), and the gradient there moves the sum (so under lighting every pixel has
+    moved by the same total, whatever clipping hides).
+    """
     p, r, opt = carry
     n = context["seeds"].shape[0]
-    weights = _weights(len(graphdefs), hyper["target"], hyper["weight_diff"])
+    weights = _weights(len(graphdefs), p["target"], hyper["weight_diff"])
     (_, (preds, scaled)), grads = _value_aux_grad(graphdefs, states, p, weights,
-                                                  hyper["weight_nc"])
+                                                  hyper["weight_nc"], options)
     active = p["active"]
-    hit = active & (p["it"] > 0) & _disagree(preds)
+    hit = active & (p["it"] > 0) & _differs(preds, p["target"], options.stop)
     spent = active & ~hit & (p["it"] >= hyper["iterations"])
     where = jnp.where(hit, p["seed_id"], n)  # n: out of range, dropped
     covered = tuple(c | _covered_by(acts, hit, hyper["threshold"])
                     for c, acts in zip(r["covered"], scaled))
     r = {"next": r["next"], "covered": covered,
-         "out_x": r["out_x"].at[where].set(p["x"], mode="drop"),
+         "out_x": r["out_x"].at[where].set(_view(p["x"], options.clip), mode="drop"),
          "out_found": r["out_found"].at[where].set(True, mode="drop"),
          "out_it": r["out_it"].at[where].set(p["it"], mode="drop"),
          "out_preds": r["out_preds"].at[:, where].set(preds, mode="drop"), "t": r["t"] + 1}
     # Step the slots still climbing.
     climbing = active & ~hit & ~spent
-    updates, opt = _optimizer(transformation, hyper["step"]).update(
-        grads, opt, p["x"], key=jax.random.fold_in(context["step_key"], r["t"]))
-    x = p["x"] + updates
-    if clip:
-        x = optax.projections.projection_box(x, 0.0, 1.0)
-    x = jnp.where(climbing[:, None, None, None], x, p["x"])
+    updates, opt = _optimizer(options.transformation, hyper["step"]).update(
+        grads, opt, p["x"], key=jax.random.fold_in(context["step_key"], r["t"]),
+        seed_keys=context["seed_keys"][p["seed_id"]])
+    x = jnp.where(climbing[:, None, None, None], p["x"] + updates, p["x"])
     it = jnp.where(climbing, p["it"] + 1, p["it"])
-    # Refill the free slots with the next agreeing seeds and fresh neurons.
+    # Refill the free slots with the next agreeing seeds; fresh neurons from today's coverage.
     free = ~climbing
     candidate = r["next"] + jnp.cumsum(free, dtype=jnp.int32) - 1
     refill = free & (candidate < context["n_agree"])
     new_id = context["order"][jnp.clip(candidate, 0, n - 1)]
     fresh = _draw(jax.random.fold_in(context["choose_key"], r["t"]), covered, x.shape[0])
+    renew = refill | options.per_iteration
     p = {"x": jnp.where(refill[:, None, None, None], context["seeds"][new_id], x),
          "seed_id": jnp.where(refill, new_id, p["seed_id"]),
          "label": jnp.where(refill, context["preds0"][0, new_id], p["label"]),
-         "neurons": jnp.where(refill[None], fresh, p["neurons"]),
+         "target": jnp.where(refill, context["targets"][new_id], p["target"]),
+         "neurons": jnp.where(renew[None], fresh, p["neurons"]),
          "it": jnp.where(refill, 0, it), "active": climbing | refill}
     r["next"] = r["next"] + refill.sum(dtype=jnp.int32)
     return p, r, opt
@@ -370,21 +439,18 @@ def _with_optimizer(carry, transformation, step):
     return p, r, _optimizer(transformation, step).init(p["x"])
 
 
-def _climb(graphdefs, states, context, carry, hyper, *, transformation, clip, slots,
-           while_loop, keep_going, step, shrink):
-    """Every pool width in turn: iterate until the width has no more work, then narrow it.
-
-    ``while_loop``, ``keep_going``, ``step`` and ``shrink`` say how: traced into one program
-    (:func:`_climb_on_device`) or as jitted calls driven by the host (:func:`_climb_from_host`).
-    """
+def _climb(graphdefs, states, context, carry, hyper, *, options, slots, while_loop,
+           keep_going, step, shrink):
+    """Every pool width in turn: iterate until the width has no more work, then narrow it;
+    traced into one program (:func:`_climb_on_device`) or driven by the host
+    (:func:`_climb_from_host`), as ``while_loop``, ``keep_going``, ``step``, ``shrink`` say."""
     sizes = _pool_sizes(slots)
     for phase in range(len(sizes)):
         smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
         *carry, _ = while_loop(
             functools.partial(keep_going, context, smaller=smaller),
-            lambda c: step(graphdefs, states, context, c, hyper,
-                           transformation=transformation, clip=clip),
-            _with_optimizer(carry, transformation, hyper["step"]))
+            lambda c: step(graphdefs, states, context, c, hyper, options=options),
+            _with_optimizer(carry, options.transformation, hyper["step"]))
         if smaller:
             carry = shrink(tuple(carry), smaller=smaller)
     return carry
@@ -394,7 +460,7 @@ def _climb(graphdefs, states, context, carry, hyper, *, transformation, clip, sl
 _climb_on_device = jax.jit(
     functools.partial(_climb, while_loop=jax.lax.while_loop, keep_going=_keep_going,
                       step=_step, shrink=_shrink),
-    static_argnames=("graphdefs", "transformation", "clip", "slots"))
+    static_argnames=("graphdefs", "options", "slots"))
 
 
 def _host_while_loop(cond, body, carry):
@@ -404,32 +470,24 @@ def _host_while_loop(cond, body, carry):
     return carry
 
 
-# The CPU: XLA's CPU backend runs the step about 1.5x slower inside a ``lax.while_loop`` than
-# as its own program (three LeNets, 256 slots: 259 vs 176 ms an iteration), and one host round
-# trip per iteration costs little beside it. Not donated: the carry's outputs start as the
-# seeds themselves (jit forwards unchanged inputs), and copying costs ~1 ms beside a step.
-_step_jit = jax.jit(_step, static_argnames=("graphdefs", "transformation", "clip"))
+# The CPU: XLA's CPU backend runs the step ~1.5x slower inside a ``lax.while_loop`` (three
+# LeNets, 256 slots: 259 vs 176 ms an iteration); a host round trip per iteration costs little.
+# Not donated: the carry's outputs start as the seeds themselves (jit forwards unchanged inputs).
+_step_jit = jax.jit(_step, static_argnames=("graphdefs", "options"))
 _keep_going_jit = jax.jit(_keep_going, static_argnames=("smaller",))
 _shrink_jit = jax.jit(_shrink, static_argnames=("smaller",))
 
 
-def _climb_from_host(graphdefs, states, context, carry, hyper, *, transformation, clip, slots):
+def _climb_from_host(graphdefs, states, context, carry, hyper, *, options, slots):
     """:func:`_climb` with each iteration a jitted call of :func:`_step`, driven by Python."""
-    return _climb(graphdefs, states, context, carry, hyper, transformation=transformation,
-                  clip=clip, slots=slots, while_loop=_host_while_loop,
-                  keep_going=_keep_going_jit, step=_step_jit, shrink=_shrink_jit)
+    return _climb(graphdefs, states, context, carry, hyper, options=options, slots=slots,
+                  while_loop=_host_while_loop, keep_going=_keep_going_jit, step=_step_jit,
+                  shrink=_shrink_jit)
 
 
 def _climber():
     """The host-driven loop on the CPU, the single device program elsewhere."""
     return _climb_from_host if jax.default_backend() == "cpu" else _climb_on_device
-
-
-def _value_aux_grad(graphdefs, states, s, weights, weight_nc):
-    def total(x):
-        values, aux = _objective(graphdefs, states, x, s["label"], s["neurons"], weights, weight_nc)
-        return values.sum(), aux
-    return jax.value_and_grad(total, has_aux=True)(s["x"])
 
 
 @functools.partial(jax.jit, static_argnames=("graphdefs",))
@@ -496,7 +554,7 @@ def _check_seeds(seeds, clip):
 
 
 def _transformation(transformation):
-    """A name in ``constraints.TRANSFORMATIONS`` (its published default) or an Optax
+    """A name in ``constraints.TRANSFORMATIONS`` (its paper default) or an Optax
     transformation, as the transformation to chain."""
     if isinstance(transformation, optax.GradientTransformation):
         return transformation
@@ -529,39 +587,46 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
              transformation: str | optax.GradientTransformation = "light",
              weight_diff: float = 1.0, weight_nc: float = 0.1, step: float = 10.0,
              iterations: int = 50, threshold: float = 0.0, target: int | None = None,
-             key: ArrayLike, clip: bool = True, batch_size: int = 256,
+             neuron_choice: str = "iteration", scores: str = "probabilities",
+             stop: str = "target", key: ArrayLike, clip: bool = True, batch_size: int = 256,
              covered: Sequence[Mapping[str, ArrayLike]] | None = None) -> Result:
     """Finds difference-inducing inputs from ``seeds`` by DeepXplore's joint gradient ascent.
 
     For each seed on which all models agree, climbs :func:`joint_objective` for at most
-    ``iterations`` steps of ``x <- clip(x + step * constraint(g / (rms(g) + 1e-5)))`` and stops
-    as soon as the models disagree. Each model's neuron term targets one neuron drawn uniformly
-    from those not yet covered when the seed starts. Coverage (DeepXplore's convention: each
-    layer min-max scaled per input, conv channels averaged, covered when ``> threshold``) is
-    updated with every difference-inducing input, including seeds the models already disagree
-    on (these are reported with ``iterations == 0`` and not climbed).
+    ``iterations`` steps: ``x <- x + step * constraint(g / (rms(g) + 1e-5))``, the models
+    seeing ``clip(x)``; it stops as soon as the seed's target model differs (``stop``). The
+    neuron term targets, per model, a neuron drawn uniformly from those not yet covered, anew at
+    every iteration (or once per seed). Coverage (DeepXplore's convention: each layer min-max
+    scaled per input, conv channels averaged, covered when ``> threshold``) is updated with every
+    difference-inducing input, including seeds the models already disagree on (these are
+    reported with ``iterations == 0`` and not climbed).
 
-    All of it runs as a jitted loop over ``batch_size`` slots of seeds (see the module
-    docstring). Deterministic under ``key`` and ``batch_size``; the hyperparameters are traced
-    values (new values do not recompile), ``transformation``, ``clip`` and ``batch_size`` are
-    compiled in.
+    The defaults are the paper's algorithm; ``**VARIANTS["code"]``, ``clip=False`` and
+    ``constraints.occlusion(start=(0, 0))`` the released code's (see the module docstring).
+    Deterministic under ``key``; the hyperparameters and ``target`` are traced (new values do
+    not recompile), the other options and ``batch_size`` compiled in.
 
     Args:
         models: two or more NNX models that take the seeds and have the same classes.
         seeds: images ``(n, h, w, c)`` in [0, 1].
-        transformation: ``"light"``, ``"occlusion"``, ``"blackout"``, ``"none"`` (published
+        transformation: ``"light"``, ``"occlusion"``, ``"blackout"``, ``"none"`` (the paper's
             defaults), or an Optax transformation such as
-            ``constraints.occlusion(start=(5, 5))`` or ``constraints.constraint(my_fn)``.
+            ``constraints.occlusion(start=(0, 0))`` or ``constraints.constraint(my_fn)``.
         weight_diff: lambda1, the weight of pushing the target model off the agreed class.
         weight_nc: lambda2, the weight of the uncovered neurons' outputs.
-        step: the gradient ascent step ``s``.
+        step: the gradient ascent step ``s``, ``> 0``.
         iterations: the most gradient steps per seed.
         threshold: the coverage threshold ``t`` (on min-max scaled outputs).
-        target: the index of the model pushed away; ``None`` means the first (the code's
-            default ``-t 0``).
-        key: the source of everything random (neuron choices, black patches), e.g.
-            ``jax.random.key(0)`` (a legacy ``jax.random.PRNGKey`` works too).
-        clip: project every step back to [0, 1]; ``False`` reproduces the released code.
+        target: the index of the model pushed away, for every seed (the code's ``-t``); ``None``
+            draws one per seed (the paper).
+        neuron_choice: ``"iteration"`` (the paper) or ``"seed"`` (the code).
+        scores: ``"probabilities"`` (the paper) or ``"logits"`` (the code).
+        stop: ``"target"``, when the target's prediction differs from every other model's (the
+            paper), or ``"any"``, when any two models disagree (the code).
+        key: the source of everything random (targets, neuron choices, rectangles, patches),
+            e.g. ``jax.random.key(0)`` (a legacy ``jax.random.PRNGKey`` works too).
+        clip: show the models the seed plus all steps clipped to [0, 1]; ``False`` never clips
+            (the released code).
         batch_size: seeds advanced together.
         covered: per model ``{site: bool[neurons]}`` to continue from (``Result.covered`` of
             an earlier run); nothing covered when ``None``.
@@ -583,13 +648,18 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
     """
     seeds = _check_seeds(seeds, clip)
     graphdefs, states, counts = _check_models(models, seeds)
-    transformation = _transformation(transformation)
+    options = _Options(transformation=_transformation(transformation), clip=bool(clip),
+                       scores=validation.choice(scores, "scores", SCORES),
+                       stop=validation.choice(stop, "stop", STOPS),
+                       per_iteration=validation.choice(neuron_choice, "neuron_choice",
+                                                       NEURON_CHOICES) == "iteration")
+    constraints.check(options.transformation, seeds.shape[1:])  # a rectangle outside the image
     hyper = {"weight_diff": validation.scalar(weight_diff, "weight_diff"),
              "weight_nc": validation.scalar(weight_nc, "weight_nc"),
-             "step": validation.scalar(step, "step"),
+             "step": validation.scalar(step, "step", above=0.0),
              "iterations": jnp.int32(validation.positive_int(iterations, "iterations")),
-             "threshold": validation.scalar(threshold, "threshold"),
-             "target": jnp.int32(_check_target(target, len(models)))}
+             "threshold": validation.scalar(threshold, "threshold")}
+    target = jnp.int32(_check_target(target, len(models)))
     slots = validation.positive_int(batch_size, "batch_size")
     key = validation.key(key)
     covered = _initial_coverage(counts, covered)
@@ -599,9 +669,8 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
     padded = -(-n // slots) * slots
     valid = np.arange(padded) < n
     context, carry = _setup(graphdefs, states, _pad(seeds, padded), valid, covered, key,
-                            hyper["threshold"], slots=slots)
-    _, run = _climber()(graphdefs, states, context, carry, hyper,
-                        transformation=transformation, clip=bool(clip), slots=slots)
+                            hyper["threshold"], target, slots=slots)
+    _, run = _climber()(graphdefs, states, context, carry, hyper, options=options, slots=slots)
     found = np.asarray(run["out_found"])[:n]
     index = np.flatnonzero(found).astype(np.int32)
     inputs = np.asarray(run["out_x"])[:n][index]
@@ -610,7 +679,9 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
     after = np.array([coverage.ratio(m) for m in covered])
     still = _predictions(graphdefs, states, quantize(inputs).astype(np.float32), slots)
     survives = np.any(still != still[:1], axis=0) if len(index) else np.zeros(0, bool)
+    seed_targets = np.asarray(context["targets"])[:n].astype(np.int32)
     return Result(inputs=inputs, seed_index=index, predictions=preds,
                   iterations=np.asarray(run["out_it"])[:n][index].astype(np.int32),
-                  coverage_before=before, coverage_after=after, covered=covered,
-                  seeds_climbed=int(context["n_agree"]), survives_quantisation=survives)
+                  targets=seed_targets[index], coverage_before=before, coverage_after=after,
+                  covered=covered, seeds_climbed=int(context["n_agree"]),
+                  seed_targets=seed_targets, survives_quantisation=survives)
