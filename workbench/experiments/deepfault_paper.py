@@ -8,7 +8,10 @@ replicate draws new seeds and random neurons, and for our trained models also tr
 new seed (``seed + replicate``). A Table 3 cell of one replicate averages 10 seeds per class
 (100 inputs; random: 5 draws, 500 inputs), as the paper; the cell's value here is the mean over
 the replicates and its interval the Student-t 95% interval of that mean
-(:func:`workbench.stats.mean_interval`).
+(:func:`workbench.stats.mean_interval`). Since each replicate is one run of the paper's size and
+each published value one such run, a table also gives the 95% *prediction* interval of one run
+(``pi95``): ``in_run`` says whether the paper's value is what one of our runs could give,
+``inside`` whether it matches our mean to our precision (both give or take the paper's rounding).
 
 Tables (one function each, rows for :func:`workbench.stats.write_table`): :func:`table2`
 (models), :func:`table3` and :func:`significance` (loss and accuracy on synthesised inputs,
@@ -265,15 +268,24 @@ def _interval(values: stats.Sample) -> tuple[float, float]:
 
 
 def _inside(paper: float | None, ours: float, half: float) -> bool | None:
+    """Whether ``paper`` lies within ``half`` of ``ours``, give or take the paper's rounding
+    (:func:`deepfault_published.rounding`); ``None`` without a paper value."""
     if paper is None:
         return None
-    return bool(abs(ours - paper) <= (0.0 if np.isnan(half) else half) + 1e-12)
+    half = 0.0 if np.isnan(half) else half
+    return bool(abs(ours - paper) <= half + published.rounding(paper) + 1e-12)
 
 
 def _value_row(paper: float | None, values: Sequence[float], scale: float = 1.0) -> dict:
+    """``paper``, ``ours`` (the mean over replicates), ``ci95`` (its 95% half-width), ``pi95``
+    (the 95% prediction half-width of one more replicate: one paper-sized run,
+    ``ci95 * sqrt(n + 1)``), ``inside`` (the paper's value in the confidence interval) and
+    ``in_run`` (in the prediction interval)."""
     ours, half = _interval(np.asarray(values) * scale)
+    run = half * np.sqrt(len(values) + 1)
     return {"replicates": len(values), "paper": paper, "ours": ours, "ci95": half,
-            "inside": _inside(paper, ours, half)}
+            "pi95": run, "inside": _inside(paper, ours, half),
+            "in_run": _inside(paper, ours, run)}
 
 
 def _suspicious(rows: Sequence[Mapping]) -> list[Mapping]:
@@ -287,7 +299,8 @@ def table2(entries: Sequence[Entry], names: Sequence[str]) -> list[dict]:
     """Table 2: parameters and test accuracy per model and weights, ours next to the paper's.
 
     ``ours`` is the mean test accuracy over the replicates (trained: one training seed each;
-    released: one model) and ``ci95`` its 95% half-width. A model of ``names`` without entries
+    released: one model), ``ci95`` its 95% half-width and ``pi95`` the 95% prediction
+    half-width of one more training run. A model of ``names`` without entries
     (CIFAR-10 without a GPU run) keeps a row with its parameter count (from the zoo) and
     ``note`` saying it is pending.
     """
@@ -300,7 +313,7 @@ def table2(entries: Sequence[Entry], names: Sequence[str]) -> list[dict]:
             table.append({**base, "weights": "trained",
                           "params": deepfault.parameter_count(zoo.create(name)),
                           "paper": published.ACCURACY.get(name), "ours": None, "ci95": None,
-                          "replicates": 0, "train_seconds": None,
+                          "pi95": None, "replicates": 0, "train_seconds": None,
                           "note": "pending a GPU run (not trained here)"})
             continue
         for weights in dict.fromkeys(e.weights for e in mine):
@@ -311,7 +324,7 @@ def table2(entries: Sequence[Entry], names: Sequence[str]) -> list[dict]:
             table.append({**base, "weights": weights,
                           "params": deepfault.parameter_count(runs[0].model),
                           "paper": published.ACCURACY.get(name), "ours": ours, "ci95": half,
-                          "replicates": len(unique),
+                          "pi95": half * np.sqrt(len(unique) + 1), "replicates": len(unique),
                           "train_seconds": float(np.mean(seconds)) if seconds else None,
                           "note": "" if name in published.ACCURACY else "not in the paper"})
     return table
@@ -320,9 +333,14 @@ def table2(entries: Sequence[Entry], names: Sequence[str]) -> list[dict]:
 def table3(rows: Sequence[Mapping]) -> list[dict]:
     """Table 3: loss and accuracy on the synthesised inputs per (model, weights, k, measure).
 
-    ``paper`` / ``ours`` / ``ci95`` / ``inside`` are the accuracy (the paper's value, our mean
-    over replicates, its 95% half-width, whether the paper's value lies in our interval);
-    ``paper_loss`` / ``loss`` / ``loss_ci95`` / ``loss_inside`` the same for the loss.
+    ``paper`` / ``ours`` / ``ci95`` / ``pi95`` / ``inside`` / ``in_run`` are the accuracy (the
+    paper's value, our mean over replicates, its 95% half-width, the 95% prediction half-width
+    of one paper-sized run, whether the paper's value lies in each interval); ``paper_loss`` /
+    ``loss`` / ``loss_ci95`` / ``loss_inside`` / ``loss_in_run`` the same for the loss.
+
+    Each replicate is one run of the paper's size, and the paper's cell is one such run, so
+    ``in_run`` asks whether the paper's value is what one of our runs could give; ``inside``
+    asks whether it equals our mean to within our precision.
     """
     keys = ("dataset", "model", "weights", "synthesis", "k", "approach")
     accuracy, loss = _per_replicate(rows, keys, "accuracy"), _per_replicate(rows, keys, "loss")
@@ -332,11 +350,14 @@ def table3(rows: Sequence[Mapping]) -> list[dict]:
         paper_loss, paper_accuracy = published.TABLE3.get(name, {}).get((k, approach),
                                                                         (None, None))
         mean_loss, half_loss = _interval(loss[key])
+        run_loss = half_loss * np.sqrt(len(loss[key]) + 1)
         table.append({"dataset": key[0], "model": name,
                       "paper_model": published.PAPER_MODELS.get(name),
                       "weights": weights, "synthesis": synthesis, "k": k,
-                      "measure": approach, "paper_loss": paper_loss, "loss": mean_loss, "loss_ci95": half_loss,
-                      "loss_inside": _inside(paper_loss, mean_loss, half_loss),
+                      "measure": approach, "paper_loss": paper_loss, "loss": mean_loss,
+                      "loss_ci95": half_loss, "loss_inside": _inside(paper_loss, mean_loss,
+                                                                     half_loss),
+                      "loss_in_run": _inside(paper_loss, mean_loss, run_loss),
                       **_value_row(paper_accuracy, values)})
     return table
 
@@ -371,7 +392,8 @@ def significance(rows: Sequence[Mapping]) -> list[dict]:
             paper = "not significant" if measure == "dstar" and dataset == "cifar10" \
                 else "significant"
             table.append({"dataset": dataset, "model": name, "weights": weights,
-                          "synthesis": synthesis, "k": k, "measure": measure, "n": c.n_a, "n_random": c.n_b, "accuracy": float(np.mean(ours)),
+                          "synthesis": synthesis, "k": k, "measure": measure, "n": c.n_a,
+                          "n_random": c.n_b, "accuracy": float(np.mean(ours)),
                           "random_accuracy": float(np.mean(random)), "p": c.p, "a12": c.a12,
                           "effect": c.magnitude, "paper": paper,
                           "ours": "significant" if held else "not significant"})
@@ -382,8 +404,9 @@ def table4(rows: Sequence[Mapping]) -> list[dict]:
     """Table 4: L1, L2 and L-infinity distance from the seeds, by ``k`` (the three measures
     together) and by measure (random included), over the models; one row per distance.
 
-    MNIST on [0, 1] pixels; CIFAR-10 multiplied by 255, the paper's scale (whose CIFAR-10 "L2"
-    exceeds its L1, so it cannot be the Euclidean norm: compare L1 and L-infinity there).
+    MNIST on [0, 1] pixels, as the paper's. CIFAR-10 is multiplied by 255, the scale the paper
+    names; its printed CIFAR-10 "L2" exceeds its L1, so it cannot be the Euclidean norm there,
+    and its L1 is small for that scale: treat the CIFAR-10 comparison with care.
     """
     table = []
     for by, keys, subset, source in (
@@ -396,8 +419,7 @@ def table4(rows: Sequence[Mapping]) -> list[dict]:
                     subset, keys, distance).items():
                 paper = source.get(dataset, {}).get(value)
                 table.append({"dataset": dataset, "weights": weights, "synthesis": synthesis,
-                              "by": by,
-                              "value": value, "distance": distance,
+                              "by": by, "value": value, "distance": distance,
                               **_value_row(None if paper is None else paper[j], values,
                                            _PIXEL_SCALE.get(dataset, 1.0))})
     return table
@@ -489,15 +511,18 @@ def labelled(rows: Sequence[Mapping], paper_size: bool) -> list[dict]:
 
 
 def figures(tables: Mapping[str, Sequence[Mapping]], *, k: int
-            ) -> dict[str, tuple[dict[tuple, list[Mapping]], str, str, str | None]]:
+            ) -> dict[str, tuple[dict[tuple, list[Mapping]], str, str, str | None, str]]:
     """What the notebook draws, one bar chart per panel ``(weights, model)``:
-    ``{file name: (panels, group, value, error)}`` for :func:`workbench.plots.grouped_bars`
-    with ``series="measure"``: Table 3's raw-synthesis accuracy by ``k`` with its 95%
-    interval, and RQ3's share of the top ``k`` suspicious neurons by layer depth."""
+    ``{file name: (panels, group, value, error, label)}`` for
+    :func:`workbench.plots.grouped_bars` with ``series="measure"``: Table 3's raw-synthesis
+    accuracy by ``k`` with its 95% interval, and RQ3's share of the top ``k`` suspicious
+    neurons by layer depth."""
     raw = [r for r in tables["table3"] if r["synthesis"] == "raw"]
     top = [r for r in tables["layers"] if r["k"] == k]
-    return {"table3_accuracy": (panels(raw, row="weights", col="model"), "k", "ours", "ci95"),
-            "layers": (panels(top, row="weights", col="model"), "depth", "share", None)}
+    return {"table3_accuracy": (panels(raw, row="weights", col="model"), "k", "ours", "ci95",
+                                "accuracy"),
+            "layers": (panels(top, row="weights", col="model"), "depth", "share", None,
+                       f"share of the top {k}")}
 
 
 def panels(rows: Sequence[Mapping], *, row: str, col: str) -> dict[tuple, list[Mapping]]:

@@ -32,6 +32,7 @@ __all__ = [
     "TABLE10",
     "D",
     "cite",
+    "rounding",
 ]
 
 SOURCE = "DeepFault, arXiv 1902.05974v1"
@@ -172,3 +173,20 @@ def cite(table: int | str) -> str:
         'DeepFault, arXiv 1902.05974v1, Table 3'
     """
     return f"{SOURCE}, Table {table}"
+
+
+def rounding(value: float) -> float:
+    """Half a unit of the last digit the paper prints for ``value`` (at least two decimals for
+    values below 1, since the paper drops trailing zeros: 0.2 is read as 0.20): how far a
+    value may lie from ours only through the paper's rounding.
+
+    Example:
+        >>> rounding(40.3), rounding(0.2), rounding(7216.6), rounding(0.78)
+        (0.05, 0.005, 0.05, 0.005)
+    """
+    text = repr(float(value))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    if abs(value) < 1:
+        decimals = max(decimals, 2)
+    return round(0.5 * 10.0 ** -decimals, decimals + 1)
+
