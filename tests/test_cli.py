@@ -79,6 +79,34 @@ def test_train_rejects_unknown_models_and_datasets_before_any_work(empty, tmp_pa
     assert not (tmp_path / "models").exists()
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_train_refuses_a_model_cache_that_is_a_file_before_training(tmp_path, below):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    cache = taken / "models" if below else taken
+    # An empty data folder: had it started training, it would fail on the missing MNIST.
+    (tmp_path / "data").mkdir()
+    result = workbench("train", "deepfault_3x50_relu", "--epochs", "1",
+                       data_root=tmp_path / "data", cache=cache)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = (f"workbench: the model cache (WORKBENCH_CACHE) {cache} cannot be created: "
+                f"{taken} is a file, not a folder" if below else
+                f"workbench: the model cache (WORKBENCH_CACHE) {taken} is a file, not a folder")
+    assert expected in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "taken"]
+
+
+def test_data_download_refuses_a_data_folder_that_is_a_file_before_downloading(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    result = workbench("data", "download", "mnist", data_root=taken, cache=tmp_path / "models")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"workbench: the mnist folder (WORKBENCH_DATA) {taken / 'mnist'} cannot be created: "
+            f"{taken} is a file, not a folder") in result.stderr
+    assert "offline" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
 @pytest.mark.real_data
 def test_data_check_counts_the_real_mnist(data_root, tmp_path):
     result = workbench("data", "check", "mnist", data_root=data_root, cache=tmp_path)

@@ -1,5 +1,9 @@
-"""The reproduction pipeline on throw-away notebooks: profiles, failures, the report."""
+"""The reproduction pipeline on throw-away notebooks: profiles, failures, the report, where it
+goes (the run folder always, figures/ only for a whole run that succeeded), bad profiles and
+output folders."""
 
+import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -52,7 +56,7 @@ def _run(folder: Path, *extra: str) -> int:
                            "--no-progress", *extra])
 
 
-def test_failing_notebook_is_reported_and_the_others_still_run(folder):
+def test_failing_notebook_is_reported_and_the_others_still_run(folder, capsys):
     assert _run(folder) == 1
     run = folder / "run"
     assert sorted(p.name for p in run.glob("*.ipynb")) == [
@@ -60,7 +64,11 @@ def test_failing_notebook_is_reported_and_the_others_still_run(folder):
     # defaults apply where declared; a notebook's own section overrides them
     assert "| n | 3 |" in (folder / "figures" / "alpha" / "results.md").read_text()
     assert "| n | 7 |" in (folder / "figures" / "omega" / "results.md").read_text()
-    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    # the failure report goes to the run folder, never over the committed report
+    assert not (folder / "figures" / "REPRODUCTION.md").exists()
+    report = (run / "REPRODUCTION.md").read_text()
+    assert f"REPRODUCTION.md kept as it was: a failed run); executed notebooks: {run}" \
+        in capsys.readouterr().err
     assert "**2 of 3 notebooks ran**; failed: broken." in report
     # the failing cell: 0 markdown, 1 parameters, 2 injected parameters, 3 "x = 1", 4 raise
     assert "**Failed** in cell 4 (`In [4]`: `raise RuntimeError('deliberate failure ' + str(n))`)" \
@@ -78,11 +86,118 @@ def test_failing_notebook_is_reported_and_the_others_still_run(folder):
     assert executed.cells[-1].get("outputs", []) == []  # the cell after the failure never ran
 
 
-def test_only_runs_the_named_notebook(folder):
+def _good_report(folder: Path) -> str:
+    """A committed report from an earlier whole run."""
+    figures = folder / "figures"
+    figures.mkdir(exist_ok=True)
+    (figures / "REPRODUCTION.md").write_text("# Reproduction report\n\nthe last good one\n")
+    return "# Reproduction report\n\nthe last good one\n"
+
+
+def test_only_runs_the_named_notebook_and_keeps_the_committed_report(folder, capsys):
+    good = _good_report(folder)
     assert _run(folder, "--only", "omega") == 0
     assert [p.name for p in (folder / "run").glob("*.ipynb")] == ["omega.ipynb"]
-    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    assert (folder / "figures" / "REPRODUCTION.md").read_text() == good
+    report = (folder / "run" / "REPRODUCTION.md").read_text()
     assert "**1 of 1 notebooks ran**." in report
+    assert "`workbench reproduce --profile tiny --only omega`" in report
+    assert "## omega" in report and "## alpha" not in report
+    assert "kept as it was: a partial run (--only)" in capsys.readouterr().err
+
+
+def test_a_failed_run_keeps_the_last_good_report(folder):
+    good = _good_report(folder)
+    assert _run(folder) == 1
+    assert (folder / "figures" / "REPRODUCTION.md").read_text() == good
+    assert "failed: broken." in (folder / "run" / "REPRODUCTION.md").read_text()
+
+
+def test_a_whole_run_that_succeeds_replaces_the_committed_report(folder, capsys):
+    _good_report(folder)
+    (folder / "notebooks" / "broken.ipynb").unlink()
+    assert _run(folder) == 0
+    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    assert "**2 of 2 notebooks ran**." in report and "--only" not in report
+    assert report == (folder / "run" / "REPRODUCTION.md").read_text()
+    assert "kept as it was" not in capsys.readouterr().err
+    # naming every notebook with --only is a whole run too
+    assert _run(folder, "--only", "alpha", "--only", "omega") == 0
+    assert "**2 of 2 notebooks ran**." in (folder / "figures" / "REPRODUCTION.md").read_text()
+
+
+MALFORMED = {
+    "unclosed list": ("omega:\n  n: [1, 2\n",
+                      (r"tiny.yml, line 3, column 1: not valid YAML \(expected ',' or '\]', but "
+                       r"got '<stream end>', while parsing a flow sequence\)")),
+    "tab indent": ("omega:\n\tn: 1\n",
+                   (r"tiny.yml, line 2, column 1: not valid YAML \(found character '\\t' that "
+                    r"cannot start any token")),
+    "two colons": ("omega: {n: 1}\nomega: : 2\n", r"tiny.yml, line 2, column 8: not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_profile_names_the_file_and_the_line(folder, capsys, case):
+    text, message = MALFORMED[case]
+    (folder / "notebooks" / "profiles" / "tiny.yml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        reproduce.load_profile("tiny", notebooks_dir=folder / "notebooks")
+    assert _run(folder) == 2
+    err = capsys.readouterr().err
+    assert re.search("workbench reproduce: .*" + message, err) and "Traceback" not in err
+    assert not (folder / "run").exists() and not (folder / "figures").exists()
+
+
+def test_a_profile_that_is_not_utf8_is_named(folder):
+    (folder / "notebooks" / "profiles" / "tiny.yml").write_bytes("n: 1\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"tiny.yml: not UTF-8 text \(byte 0: invalid start "
+                                         r"byte\)"):
+        reproduce.load_profile("tiny", notebooks_dir=folder / "notebooks")
+
+
+@pytest.mark.parametrize("option, what", [("--out", "the run folder"),
+                                          ("--figures", "the figures folder")])
+@pytest.mark.parametrize("below", [False, True])
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_is_created(
+        folder, capsys, option, what, below):
+    taken = folder / "taken"
+    taken.write_text("a file")
+    target = taken / "sub" if below else taken
+    message = (f"{what} \\(.*\\) {target} cannot be created: {taken} is a file, not a folder"
+               if below else f"{what} \\(.*\\) {taken} is a file, not a folder")
+    before = sorted(folder.rglob("*"))
+    assert _run(folder, option, str(target)) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err, err
+    assert sorted(folder.rglob("*")) == before  # nothing created
+
+
+def test_a_report_path_that_is_a_folder_is_refused(folder, capsys):
+    (folder / "figures" / "REPRODUCTION.md").mkdir(parents=True)
+    assert _run(folder, "--only", "omega") == 2
+    assert "is a folder: remove it" in capsys.readouterr().err
+    assert not (folder / "run").exists()
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="permissions do not bind root (nor on Windows)")
+def test_an_output_folder_without_permission_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match=f"the run folder {locked / 'run'} cannot be "
+                                             f"written: no permission to write in {locked}"):
+            reproduce.writable_folder(locked / "run", "the run folder")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_writable_folder_creates_nothing(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert reproduce.writable_folder(target, "the run folder") == target
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_names_exit_2(folder, capsys):
@@ -97,7 +212,7 @@ def test_undeclared_parameter_fails_that_notebook_before_it_runs(folder):
     profile.write_text(yaml.safe_dump({"alpha": {"typo": 1}}))
     assert _run(folder, "--only", "alpha", "--only", "omega") == 1
     assert not (folder / "run" / "alpha.ipynb").exists()
-    report = (folder / "figures" / "REPRODUCTION.md").read_text()
+    report = (folder / "run" / "REPRODUCTION.md").read_text()
     assert "**Failed** before any cell ran" in report
     assert "the profile sets ['typo'], which its parameters cell does not declare" in report
 
@@ -126,4 +241,4 @@ def test_default_folders_are_under_the_project_root(folder, monkeypatch):
     assert reproduce.main(["--profile", "tiny", "--only", "omega", "--no-progress"]) == 0
     assert "| n | 7 |" in (folder / "figures" / "omega" / "results.md").read_text()
     assert [p.name for p in (folder / "runs").glob("*/*.ipynb")] == ["omega.ipynb"]
-    assert (folder / "figures" / "REPRODUCTION.md").is_file()
+    assert [p.name for p in (folder / "runs").glob("*/REPRODUCTION.md")] == ["REPRODUCTION.md"]

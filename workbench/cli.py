@@ -13,9 +13,13 @@ __all__ = ["main"]
 
 
 def _data(args) -> int:
-    from workbench import data
+    from workbench import data, reproduce
 
     names = [args.name] if args.name else list(data.DOWNLOADS)
+    if args.action == "download":  # before any download: a file where a folder should be
+        for name in names:
+            reproduce.writable_folder(data.data_root() / name,
+                                      f"the {name} folder (WORKBENCH_DATA)")
     status = 0
     for name in names:
         try:
@@ -37,8 +41,13 @@ def _data(args) -> int:
 
 
 def _train(args) -> int:
-    from workbench import train
+    from workbench import models, reproduce, train
 
+    # The checkpoint's folder, checked before the training it would otherwise follow.
+    epochs = train.recipe(args.model).epochs if args.epochs is None else args.epochs
+    path = train.cache_path(args.model, args.dataset or models.dataset_of(args.model),
+                            epochs=epochs, seed=args.seed, limit=args.limit)
+    reproduce.writable_folder(path.parent, "the model cache (WORKBENCH_CACHE)")
     result = train.load_or_train(args.model, args.dataset, epochs=args.epochs, seed=args.seed,
                                  limit=args.limit, progress=True)
     source = "cached" if result.cached else "trained"

@@ -19,8 +19,8 @@ project root, the nearest folder at or above the working directory with a ``pypr
 ``.git`` (else the working directory), so the command works from an installed package too.
 
 Executed copies go to ``runs/<timestamp>/<notebook>.ipynb`` (ignored by git). A failing
-notebook is reported with its cell and error, and the others still run. Finally
-``figures/REPRODUCTION.md`` collects, for each notebook, what it wrote to ``figures/<notebook>/``:
+notebook is reported with its cell and error, and the others still run. Finally the report
+``REPRODUCTION.md`` collects, for each notebook, what it wrote to ``figures/<notebook>/``:
 
 - ``results.md``: the notebook's short results table (the last step of every notebook), included
   verbatim;
@@ -30,6 +30,16 @@ notebook is reported with its cell and error, and the others still run. Finally
 
 together with the run's parameters, the versions of Python, JAX, Flax and Optax, the date and the
 git commit.
+
+The report always goes to the run folder (``runs/<timestamp>/REPRODUCTION.md``). It replaces
+``figures/REPRODUCTION.md``, the committed one, only when every notebook ran, all of them
+(no ``--only`` subset): a report describes one whole run at one commit, so a partial run (its
+header would claim the other notebooks' sections) or a failed one (it would replace the last good
+report with a failure) leaves it as it was, and the command says where its own report is.
+
+Before anything is created, the output folders are checked (:func:`writable_folder`: a file
+where a folder should be, no permission), and a profile that is not valid YAML is named with its
+line (:func:`load_profile`).
 """
 
 import argparse
@@ -63,10 +73,12 @@ __all__ = [
     "render_report",
     "run",
     "versions",
+    "writable_folder",
 ]
 
 PROFILES = ("quick", "paper")
 DEFAULTS_KEY = "defaults"
+REPORT = "REPRODUCTION.md"
 
 
 class Outcome(NamedTuple):
@@ -90,7 +102,8 @@ def load_profile(profile: str | os.PathLike, *, notebooks_dir: str | os.PathLike
         ``{notebook name or "defaults": {parameter: value}}``.
 
     Raises:
-        ValueError: the profile does not exist or is not a mapping of mappings.
+        ValueError: the profile does not exist, is not UTF-8 YAML (the file and the line are
+            named) or is not a mapping of mappings.
     """
     path = Path(profile)
     if path.suffix not in (".yml", ".yaml"):
@@ -99,11 +112,54 @@ def load_profile(profile: str | os.PathLike, *, notebooks_dir: str | os.PathLike
         known = sorted(p.stem for p in (Path(notebooks_dir) / "profiles").glob("*.yml"))
         raise ValueError(f"unknown profile {str(profile)!r}: no file {path} "
                          f"(profiles here: {known})")
-    content = yaml.safe_load(path.read_text()) or {}
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = "" if mark is None else f", line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        raise ValueError(f"{path}{where}: not valid YAML ({problem}"
+                         + (f", {context}" if context else "") + ")") from None
     if not isinstance(content, dict) or not all(
             isinstance(v, dict) or v is None for v in content.values()):
         raise ValueError(f"{path}: a profile maps notebook names to {{parameter: value}}")
     return {str(k): dict(v or {}) for k, v in content.items()}
+
+
+def writable_folder(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as an absolute folder that exists and can be written, or that can be created;
+    checked without creating anything.
+
+    Raises:
+        ValueError: naming ``what`` and ``path``: a file (or anything but a folder) stands where
+            the folder or one of its parents should be, or the nearest existing one cannot be
+            written (no permission).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as handle:
+        ...     writable_folder(Path(handle.name) / "figures", "the figures folder")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the figures folder .../figures cannot be created: ... is a file, not a folder
+    """
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        if not folder.is_dir():
+            kind = "a file" if folder.is_file() else "not a folder"
+            raise ValueError(f"{what} {path} is {kind}, not a folder" if folder == path else
+                             f"{what} {path} cannot be created: {folder} is {kind}, not a "
+                             "folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {path} cannot be written: no permission to write in "
+                             f"{folder}")
+        return path
+    return path
 
 
 def find_notebooks(folder: str | os.PathLike, only: Sequence[str] = ()) -> list[Path]:
@@ -236,12 +292,13 @@ def versions() -> dict[str, str]:
 
 def render_report(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Path,
                   run_dir: Path, date: str, versions: dict[str, str],
-                  notes: Sequence[str] = ()) -> str:
-    """The text of ``REPRODUCTION.md``."""
+                  notes: Sequence[str] = (), only: Sequence[str] = ()) -> str:
+    """The text of ``REPRODUCTION.md`` (``only``: the ``--only`` names of a partial run)."""
     failed = [o for o in outcomes if not o.ok]
+    command = " ".join([f"--profile {profile}", *(f"--only {name}" for name in only)])
     lines = [
         "# Reproduction report", "",
-        (f"Generated by `workbench reproduce --profile {profile}` on {date}; "
+        (f"Generated by `workbench reproduce {command}` on {date}; "
          f"executed notebooks in `{run_dir}`."), "",
         f"**{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ran**"
         + (f"; failed: {', '.join(o.name for o in failed)}." if failed else "."), "",
@@ -290,9 +347,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="quick (a laptop CPU, minutes), paper (the papers' sizes), another "
                              "profile name in notebooks/profiles/, or a path to a YAML file")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this notebook (repeatable), e.g. --only quickstart")
+                        help="run only this notebook (repeatable), e.g. --only quickstart; its "
+                             "report goes to the run folder, figures/REPRODUCTION.md is kept")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder of the executed notebooks (default runs/<timestamp>)")
+                        help="folder of the executed notebooks and of the run's report (default "
+                             "runs/<timestamp>)")
     parser.add_argument("--notebooks", type=Path, default=None,
                         help="folder of the notebooks (default notebooks/ of the project root)")
     parser.add_argument("--figures", type=Path, default=None,
@@ -308,8 +367,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Runs ``workbench reproduce`` with parsed ``args``.
 
+    The run's report goes to its run folder; ``figures/REPRODUCTION.md`` is replaced only when
+    every notebook ran (see the module docstring).
+
     Returns:
-        0 when every notebook ran, 1 when any failed, 2 for a bad profile or notebook name.
+        0 when every notebook ran, 1 when any failed, 2 for a bad profile or notebook name or an
+        output folder that cannot be written (nothing created).
     """
     from tqdm.auto import tqdm
 
@@ -323,6 +386,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.profile, notebooks_dir=notebooks_dir)
         notebooks = find_notebooks(notebooks_dir, args.only)
+        writable_folder(run_dir, "the run folder (--out)")
+        writable_folder(figures_dir, "the figures folder (--figures)")
+        for report_path in (run_dir / REPORT, figures_dir / REPORT):
+            if report_path.is_dir():
+                raise ValueError(f"the report {report_path} is a folder: remove it")
     except ValueError as error:
         print(f"workbench reproduce: {error}", file=sys.stderr)
         return 2
@@ -330,6 +398,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"workbench reproduce: no notebooks in {notebooks_dir}", file=sys.stderr)
         return 2
     names = {p.stem for p in find_notebooks(notebooks_dir)}
+    partial = {p.stem for p in notebooks} != names
     notes = [f"The profile has a section for `{key}`, which is not a notebook here."
              for key in profile if key != DEFAULTS_KEY and key not in names]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -357,13 +426,18 @@ def run(args: argparse.Namespace) -> int:
     report = render_report(
         outcomes, profile=str(args.profile), figures_dir=figures_dir, run_dir=run_dir,
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        versions=versions(), notes=notes)
-    with files.atomic_write(figures_dir / "REPRODUCTION.md", "w") as handle:
-        handle.write(report)
+        versions=versions(), notes=notes, only=[p.stem for p in notebooks] if partial else ())
     failed = [o.name for o in outcomes if not o.ok]
+    written = [run_dir / REPORT] + ([] if failed or partial else [figures_dir / REPORT])
+    for path in written:
+        with files.atomic_write(path, "w") as handle:
+            handle.write(report)
+    kept = ("" if len(written) == 2 else
+            f" ({figures_dir / REPORT} kept as it was: "
+            + ("a failed run" if failed else "a partial run (--only)") + ")")
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebooks ran"
           + (f"; failed: {', '.join(failed)}" if failed else "")
-          + f". Report: {figures_dir / 'REPRODUCTION.md'}; executed notebooks: {run_dir}",
+          + f". Report: {' and '.join(map(str, written))}{kept}; executed notebooks: {run_dir}",
           file=sys.stderr)
     return 1 if failed else 0
 
@@ -372,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``workbench reproduce [--profile quick|paper] [--only NAME] [--out DIR]``."""
     parser = add_arguments(argparse.ArgumentParser(
         prog="workbench reproduce",
-        description="Run every notebook with papermill and write figures/REPRODUCTION.md."))
+        description="Run every notebook with papermill and write the reproduction report "
+                    "(figures/REPRODUCTION.md when every notebook ran)."))
     return run(parser.parse_args(argv))
 
 
