@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 
 from workbench import (
     activations,
+    constraints,
     coverage,
     data,
+    differential,
     keras,
     models,
     passes,
@@ -451,6 +453,67 @@ def test_synthesis_takes_a_single_target_as_one_target(dense, one):
 def test_synthesis_refuses_targets_that_are_not_neurons(dense, targets, message):
     with pytest.raises(ValueError, match=message):
         synthesis.synthesize(dense, mnist(2), targets)
+
+
+# --------------------------------------------------------- algorithms: DeepXplore's generator
+
+
+def _generate(lenet, **options):
+    pair = [lenet, models.create("lenet4", seed=0)]
+    return differential.generate(pair, mnist(2), key=jax.random.key(0), iterations=2,
+                                 batch_size=2, **options)
+
+
+@pytest.mark.parametrize("step, message", [(-10.0, "step must be > 0.0, got -10.0"),
+                                           (0.0, "step must be > 0.0, got 0.0"),
+                                           (float("nan"), "step must be finite")])
+def test_generate_refuses_a_step_that_is_not_positive(lenet, step, message):
+    with pytest.raises(ValueError, match=message):
+        _generate(lenet, step=step)
+
+
+@pytest.mark.parametrize("transformation, message", [
+    (lambda: constraints.occlusion(start=(30, 0), size=(2, 2)),
+     (r"occlusion rectangle at start=\(30, 0\) of size=\(2, 2\) does not fit the 28x28 "
+      r"images: start \+ size must be at most \(28, 28\)")),
+    (lambda: constraints.occlusion(start=(20, 20), size=(10, 10)),
+     r"at start=\(20, 20\) of size=\(10, 10\) does not fit the 28x28 images"),
+    (lambda: constraints.occlusion(size=(29, 5)),
+     (r"occlusion rectangle of size=\(29, 5\) does not fit the 28x28 images: size must be "
+      r"at most \(28, 28\)")),
+    (lambda: constraints.blackout(size=(40, 40)),
+     r"blackout patch of size=\(40, 40\) does not fit the 28x28 images"),
+    (lambda: constraints.blackout(size=(0, 3)), r"blackout patch size=\(0, 3\) covers no pixel"),
+])
+def test_a_rectangle_outside_the_image_is_refused_naming_the_image_size(lenet, transformation,
+                                                                        message):
+    with pytest.raises(ValueError, match=message):
+        constraints.check(transformation(), (28, 28, 1))
+    with pytest.raises(ValueError, match=message):
+        _generate(lenet, transformation=transformation())
+    with pytest.raises(ValueError, match=message):  # used directly, on its first update
+        transformation().update(jnp.ones((1, 28, 28, 1)), None, key=jax.random.key(0),
+                                seed_keys=jax.random.split(jax.random.key(0), 1))
+
+
+def test_generate_checks_the_rectangle_before_any_work(lenet, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the generator started")
+
+    monkeypatch.setattr(differential, "_setup", no_work)
+    with pytest.raises(ValueError, match="does not fit the 28x28 images"):
+        _generate(lenet, transformation=constraints.occlusion(start=(27, 27), size=(2, 2)))
+
+
+def test_rectangles_that_fit_are_taken(lenet):
+    for transformation in (constraints.occlusion(start=(18, 18), size=(10, 10)),
+                           constraints.occlusion(size=(28, 28)), constraints.blackout(size=(28, 28))):
+        constraints.check(transformation, (28, 28, 1))
+    seeds = mnist(2)
+    result = _generate(lenet, transformation=constraints.occlusion(start=(18, 18), size=(10, 10)))
+    moved = np.abs(result.inputs - seeds[result.seed_index])
+    assert len(result.seed_targets) == 2
+    assert not moved[:, :18].any() and not moved[:, :, :18].any()  # only inside the rectangle
 
 
 # ------------------------------------------------------------------------------- random keys

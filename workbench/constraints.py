@@ -287,10 +287,11 @@ def check(transformation: optax.GradientTransformation, image_shape: Sequence[in
 
     Example:
         >>> check(occlusion(start=(0, 0), size=(10, 10)), (28, 28, 1))
-        >>> check(occlusion(start=(25, 0), size=(10, 10)), (28, 28, 1))
-        Traceback (most recent call last):
-        ...
-        ValueError: occlusion rectangle at start=(25, 0) of size=(10, 10) does not fit the 28x28 images: start + size must be at most (28, 28)
+        >>> try:
+        ...     check(occlusion(start=(25, 0), size=(10, 10)), (28, 28, 1))
+        ... except ValueError as error:
+        ...     print(error)
+        occlusion rectangle at start=(25, 0) of size=(10, 10) does not fit the 28x28 images: start + size must be at most (28, 28)
     """
     tx = optax.chain(transformation)  # takes and passes on the extra arguments (key, seed_keys)
     key = jax.random.key(0)
