@@ -108,3 +108,62 @@ def test_finetune_accuracy_takes_jax_arrays():
                                             jax.device_put(extra.labels), test, batch_size=8,
                                             learning_rate=0.1)
     assert from_numpy == from_jax
+
+
+def test_finetune_curve_is_one_accuracy_per_epoch_and_leaves_the_model():
+    model, base, extra, test = Tiny(), blobs(8, 0), blobs(256, 1), blobs(200, 2)
+    curve = retraining.finetune_curve(model, base, extra.images, extra.labels, test, epochs=3,
+                                      batch_size=8, learning_rate=0.1, seed=0)
+    assert len(curve) == 3 and curve[-1] > 0.95
+    # Epoch by epoch: the first epoch of the curve is a one-epoch fine-tune under seed 0.
+    assert curve[0] == retraining.finetune_accuracy(model, base, extra.images, extra.labels,
+                                                    test, epochs=1, batch_size=8,
+                                                    learning_rate=0.1, seed=0)
+    assert train.accuracy(model, test) == 0.5
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        retraining.finetune_curve(model, base, extra.images, extra.labels, test, epochs=0)
+
+
+def _numpy_ssim(x, y, sigma=1.5, size=11, data_range=1.0):
+    """Wang et al. 2004 on one (h, w) pair, by a plain sliding window."""
+    offsets = np.arange(size) - (size - 1) / 2
+    g = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    values = []
+    for i in range(x.shape[0] - size + 1):
+        for j in range(x.shape[1] - size + 1):
+            a, b = x[i:i + size, j:j + size], y[i:i + size, j:j + size]
+            ma, mb = (w * a).sum(), (w * b).sum()
+            va, vb = (w * (a - ma) ** 2).sum(), (w * (b - mb) ** 2).sum()
+            cov = (w * (a - ma) * (b - mb)).sum()
+            values.append(((2 * ma * mb + c1) * (2 * cov + c2))
+                          / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_matches_the_published_definition():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 16, 14, 1))
+    y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
+    y[2] = 1 - x[2]  # an inverted image: negative structure
+    ours = np.asarray(retraining.ssim(x, y))
+    expected = [_numpy_ssim(a[..., 0], b[..., 0]) for a, b in zip(x, y)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    assert ours[2] < 0 < ours[1] < 1
+    np.testing.assert_allclose(np.asarray(retraining.ssim(x, x)), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(retraining.ssim(y, x)), ours, atol=1e-6)  # symmetric
+
+
+def test_most_similar_takes_the_best_query_per_image():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(5, 12, 12, 1)).astype(np.float32)
+    queries = np.stack([images[3], rng.uniform(size=(12, 12, 1)).astype(np.float32)])
+    best = retraining.most_similar(queries, images, batch_size=2)  # 3 chunks, the last padded
+    expected = [max(_numpy_ssim(q[..., 0], im[..., 0]) for q in queries) for im in images]
+    np.testing.assert_allclose(best, expected, rtol=1e-4, atol=1e-5)
+    assert int(np.argmax(best)) == 3 and best[3] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="queries is empty"):
+        retraining.most_similar(images[:0], images)
+    with pytest.raises(ValueError, match="at least 11 pixels"):
+        retraining.ssim(images[:, :8], images[:, :8])
