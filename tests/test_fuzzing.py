@@ -11,7 +11,7 @@ from flax import nnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import activations, coverage, differential, fuzzing, patterns, profiles
+from workbench import activations, coverage, differential, fuzzing, passes, patterns, profiles
 from workbench import mutations as mu
 
 KEY = jax.random.key(0)
@@ -199,9 +199,12 @@ def test_one_trace_for_new_keys_and_settings(model, seeds, labels, monkeypatch):
     counted = jax.jit(chex.assert_max_traces(fuzzing._step, n=1),
                       static_argnames=fuzzing._STATIC, donate_argnums=(1,))
     monkeypatch.setattr(fuzzing, "_step_jit", counted)
-    fuzzing.fuzz(model, seeds, labels, key=KEY, feedback="tknc", **SMALL)
-    fuzzing.fuzz(model, seeds, labels, key=jax.random.key(5), feedback="tknc", guided=False,
-                 alpha=0.05, beta=0.3, gamma=3.0, p_min=0.1,
+    # A profile from the sharded pass: its mesh must not reach the step's outputs.
+    profile = passes.model_profile(model, seeds)
+    fuzzing.fuzz(model, seeds, labels, key=KEY, feedback="snac", profile=profile, **SMALL)
+    fuzzing.fuzz(model, seeds, labels, key=jax.random.key(5), feedback="snac", guided=False,
+                 alpha=0.05, beta=0.3, gamma=3.0, p_min=0.1, std_multiple=0.5,
+                 profile=passes.model_profile(model, seeds[:6]),
                  ranges={"rotation": ((-5.0, 5.0), (0.0, 0.0))}, **SMALL)
 
 

@@ -371,6 +371,13 @@ def _check_seeds(seeds, labels, oracle):
     return seeds, labels.astype(np.int32)
 
 
+def _plain(tree):
+    """The arrays of ``tree`` as plain single-device arrays: a profile from a sharded pass
+    (``passes.model_profile``) would otherwise give the step's outputs its mesh, and the
+    second step would compile again for inputs of another sharding."""
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
+
+
 def _low_precision(state, precision):
     return jax.tree.map(lambda a: a.astype(precision) if jnp.issubdtype(a.dtype, jnp.floating)
                         else a, state)
@@ -478,14 +485,14 @@ def fuzz(model: Model, seeds: Shaped[ArrayLike, "_n ..."],
         if profile is None:
             raise ValueError(f"feedback {feedback!r} needs a training profile "
                              "(passes.model_profile)")
-        profile = profiles.check(profile, counts)
+        profile = _plain(profiles.check(profile, counts))
     else:
         profile = None
     allowed = [validation.choice(a, "allowed mutation", mutations.MUTATIONS) for a in allowed]
     if not allowed:
         raise ValueError("allowed must name at least one mutation")
     consts = {
-        "states": states, "ranges": jnp.asarray(mutations.ranges_table(ranges)),
+        "states": _plain(states), "ranges": jnp.asarray(mutations.ranges_table(ranges)),
         "allowed": jnp.asarray([m in allowed for m in mutations.MUTATIONS]),
         "alpha": validation.scalar(alpha, "alpha", above=0.0),
         "beta": validation.scalar(beta, "beta", above=0.0),

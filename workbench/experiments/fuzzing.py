@@ -57,7 +57,8 @@ def summarize(result: fuzzing.Result) -> dict:
     """One run's numbers: ``coverage_before``, ``coverage``, ``coverage_gain``, ``failures``,
     ``distinct_seeds`` (seeds with a failure), ``distinct_classes`` (their labels),
     ``distinct_pairs`` (label-to-prediction pairs), ``valid_fraction``, ``queue``,
-    ``seconds`` and ``mutants_per_second``.
+    ``seconds`` and ``mutants_per_second`` (wall time, compilation included: the first run of
+    a criterion compiles its step).
 
     Example:
         >>> lineage = fuzzing.Lineage(*[np.zeros(0)] * 9)
