@@ -255,8 +255,22 @@ def test_quantization_oracle(near_tie, seeds, precision):
     assert (r.predictions[0] != r.predictions[1]).all()
 
 
+class MyNet(nnx.Module):
+    """The README's kind of model: no ``sites``, values sown under the layers' own names."""
+
+    def __init__(self, seed: int):
+        rngs = nnx.Rngs(seed)
+        self.fc1 = nnx.Linear(64, 16, rngs=rngs)
+        self.out = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x):
+        h = nnx.relu(self.fc1(x.reshape(x.shape[0], -1)))
+        self.sow(nnx.Intermediate, "fc1", h)
+        return self.out(h)
+
+
 def test_disagreement_oracle(model, seeds):
-    other = Tiny(7)
+    other = MyNet(7)
     r = fuzzing.fuzz(model, seeds, key=KEY, oracle="disagreement", others=[other],
                      feedback="nc", **SMALL)
     agree = _predict(model, seeds) == _predict(other, seeds)
