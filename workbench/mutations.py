@@ -361,7 +361,7 @@ def _mutate_one(image, op, params, key_data):
     return mutate(image, op, params, jax.random.wrap_key_data(key_data))
 
 
-def replay(seed: Shaped[ArrayLike, "h w c"], chain: Sequence[Mutation]
+def replay(seed: Shaped[ArrayLike, "..."], chain: Sequence[Mutation]
            ) -> Float[np.ndarray, "h w c"]:
     """Runs a recorded chain of mutations on its seed again: the mutant the fuzzer made.
 
@@ -370,7 +370,11 @@ def replay(seed: Shaped[ArrayLike, "h w c"], chain: Sequence[Mutation]
         >>> replay(np.full((1, 1, 1), 0.5, np.float32), [step, step]).ravel().tolist()
         [1.0]
     """
-    image = jnp.asarray(validation.images(np.asarray(seed)[None], "seed")[0], jnp.float32)
+    seed = np.asarray(seed)
+    if seed.ndim != 3:
+        raise ValueError(f"seed must be one image (height, width, channels), got shape "
+                         f"{seed.shape}")
+    image = jnp.asarray(validation.images(seed[None], "seed")[0], jnp.float32)
     for step in chain:
         validation.instance(step, Mutation, "chain step")
         op = validation.choice(step.name, "mutation", MUTATIONS)

@@ -88,7 +88,7 @@ def _k(criterion: str, k_sections: int, k_top: int) -> int | None:
         else None
 
 
-def compare(model, images: Shaped[ArrayLike, "n h w c"], labels: Shaped[ArrayLike, " n"], *,
+def compare(model, images: Shaped[ArrayLike, "_n ..."], labels: Shaped[ArrayLike, " _n"], *,
             criteria: Sequence[str], n_runs: int, n_seeds: int, seed: int,
             settings: Mapping, profile=None, k_sections: int = 10, k_top: int = 2,
             progress: bool = False) -> Compared:
@@ -231,7 +231,7 @@ def curves(results: Mapping, criterion: str) -> dict[str, tuple[np.ndarray, np.n
     return out
 
 
-def gallery(result: fuzzing.Result, seeds: Shaped[ArrayLike, "n h w c"], *, n: int = 8
+def gallery(result: fuzzing.Result, seeds: Shaped[ArrayLike, "_n ..."], *, n: int = 8
             ) -> tuple[Float[np.ndarray, "m h w c"], Float[np.ndarray, "m h w c"], list[str]]:
     """The first ``n`` failures of ``result`` from distinct seeds, for
     :func:`workbench.plots.image_grid`: their seeds (``seeds`` are the images fuzzed), the
@@ -243,7 +243,7 @@ def gallery(result: fuzzing.Result, seeds: Shaped[ArrayLike, "n h w c"], *, n: i
     return np.asarray(seeds)[result.seed_index[first]], result.failures[first], titles
 
 
-def oracles(model, images: Shaped[ArrayLike, "n h w c"], labels: Shaped[ArrayLike, " n"], *,
+def oracles(model, images: Shaped[ArrayLike, "_n ..."], labels: Shaped[ArrayLike, " _n"], *,
             precisions: Sequence[str], n_seeds: int, seed: int, settings: Mapping,
             feedback: str = "nc") -> list[dict]:
     """Failures found under each oracle from the same seeds: misclassification, and the model
