@@ -51,7 +51,9 @@ def test_variants_and_their_differences(small, cache):
     np.testing.assert_array_equal(np.asarray(base(x)), np.asarray(again(x)))
     np.testing.assert_array_equal(np.asarray(variants["training epochs", 2](x)),
                                   np.asarray(variants2["training epochs", 2](x)))
-    assert len(list(cache.glob("lenet1-table12-*.msgpack"))) == 5
+    assert len(list(cache.glob("lenet1-table12-e1-s0-n512*.msgpack"))) == 5
+    with pytest.raises(ValueError, match="must stay below the 512 training images"):
+        dm.lenet1_variants(training, base_epochs=1, samples=[512])
     rows = dm.variant_differences(base, {k: variants[k] for k in [("training samples", 100)]},
                                   test.images, n_runs=2, n_seeds=6, seed=0, settings=SETTINGS,
                                   iterations=20)

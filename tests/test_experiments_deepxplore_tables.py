@@ -99,3 +99,16 @@ def test_table12_timeouts_and_figure10_claims():
     edge = next(c for c in tables.claims(figure10_rows=curve) if "minus random" in c["claim"])
     assert edge["ours"] == pytest.approx(0.02) and edge["verdict"] == "reproduced"
     assert edge["weights"] == "-"
+
+
+def test_tables9_11_and_their_trend_claims():
+    rows = [{"weights": "w", "parameter": "weight_diff", "value": v, "run": run,
+             "seconds": 0.1 * it, "iterations": it, "seeds": 1, "found": True}
+            for run in (0, 1) for v, it in ((0.5, 9), (1.0, 7), (2.0, 5), (3.0, 4))]
+    summary = tables.tables9_11(rows)
+    (seconds,) = [r for r in summary if r["value"] == 3.0 and r["metric"] == "seconds"]
+    assert seconds["paper"] == 0.17 and seconds["ours"] == pytest.approx(0.4)
+    assert seconds["verdict"] is None  # two machines' seconds: the trend is judged instead
+    (claim,) = tables.claims(time_rows=rows)
+    assert claim["ours"] == pytest.approx(-1.0) and claim["paper"] == pytest.approx(-1.0)
+    assert claim["verdict"] == "reproduced"

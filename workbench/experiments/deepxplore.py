@@ -289,7 +289,7 @@ def coverage_vs_baselines(models: Mapping[str, object], test: data.Dataset, *,
     as many FGSM inputs made from them, at each threshold ``t``.
 
     Run ``r`` at threshold ``t`` climbs ``n_seeds`` seeds under lighting with coverage judged at
-    ``t`` and keeps the first ``round(fraction * len(test))`` inputs found by climbing (fewer
+    ``t`` and keeps the first ``round(fraction * len(test.images))`` inputs found by climbing (fewer
     if fewer were found); the random inputs are as many test images drawn afresh, the FGSM ones
     (:func:`workbench.adversarial.fgsm`, ``fgsm_epsilon``, true labels) are made from them for
     each model. Coverage is DeepXplore's at ``t``.

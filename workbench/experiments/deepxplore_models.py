@@ -175,7 +175,7 @@ def lenet1_variants(training: data.Dataset, *, base_epochs: int, seed: int = 0,
                     neurons: Sequence[int] = (1, 2, 3, 4),
                     epochs: Sequence[int] = (1, 2, 4, 8)) -> tuple[object, dict]:
     """Table 12's models: a LeNet-1 trained for ``base_epochs`` on ``training`` and variants
-    that differ by one factor: trained on the first ``len(training) - d`` images, with ``d``
+    that differ by one factor: trained on the first ``n - d`` of the ``n`` images, with ``d``
     more filters per convolutional layer, or for ``d`` more epochs (continued from the base).
     Difference 0 is the base itself. Cached under ``common.model_cache()``.
 
@@ -184,13 +184,17 @@ def lenet1_variants(training: data.Dataset, *, base_epochs: int, seed: int = 0,
         ``"neurons per layer"``, ``"training epochs"``.
     """
     cache = common.model_cache()
-    stem = _base_stem(base_epochs, seed, len(training))
+    n = len(training.images)
+    if max(samples, default=0) >= n:
+        raise ValueError(f"samples differences {list(samples)} must stay below the {n} "
+                         "training images")
+    stem = _base_stem(base_epochs, seed, n)
     base = _cached(lambda: models.create("lenet1", seed=seed), cache / f"{stem}.msgpack",
                    training, epochs=base_epochs, seed=seed)
     out = {}
     for d in samples:
-        part = data.Dataset(training.images[:len(training) - d], training.labels[:len(training)
-                            - d], training.class_names)
+        part = data.Dataset(training.images[:n - d], training.labels[:n - d],
+                            training.class_names)
         out["training samples", d] = _cached(lambda: models.create("lenet1", seed=seed),
                                              cache / f"{stem}-samples{d}.msgpack", part,
                                              epochs=base_epochs, seed=seed)
@@ -286,7 +290,7 @@ def pollution_detection(training: data.Dataset, test: data.Dataset, *, epochs: i
     cache = common.model_cache()
     stem = f"lenet1-pollution{source}to{into}-f{fraction}-e{epochs}-s{seed}"
     clean = _cached(lambda: models.create("lenet1", seed=seed),  # Table 12's base
-                    cache / f"{_base_stem(epochs, seed, len(training))}.msgpack", training,
+                    cache / f"{_base_stem(epochs, seed, len(training.images))}.msgpack", training,
                     epochs=epochs, seed=seed)
     bad = _cached(lambda: models.create("lenet1", seed=seed), cache / f"{stem}-dirty.msgpack",
                   data.Dataset(training.images, dirty, training.class_names), epochs=epochs,

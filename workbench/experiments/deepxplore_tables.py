@@ -47,8 +47,9 @@ def _interval(values) -> tuple[int, float | None, float | None]:
     return len(kept), mean, half
 
 
-def _cell(rows, value, **fixed) -> dict:
-    runs, mean, half = _interval(r[value] for r in rows
+def _cell(rows, column, /, **fixed) -> dict:
+    """Mean and 95% half-width over the rows matching ``fixed`` (a key may be ``value``)."""
+    runs, mean, half = _interval(r[column] for r in rows
                                  if all(r.get(k) == v for k, v in fixed.items()))
     return {"runs": runs, "ours": mean, "ci95": half}
 
@@ -243,7 +244,7 @@ def pollution(rows: Sequence[Mapping], *, compare: bool = True) -> list[dict]:
 # --------------------------------------------------------------------------- claims
 
 
-def _difference(rows, value, by, a, b, **fixed) -> tuple[int, float | None, float | None]:
+def _difference(rows, value, by, a, b, /, **fixed) -> tuple[int, float | None, float | None]:
     """Mean and 95% half-width over runs of ``value`` at ``by == a`` minus at ``by == b``."""
     pairs = {}
     for r in rows:
@@ -309,7 +310,7 @@ def _trio_claims(weights, table2_summary, figure9_rows, table5_rows, table7_rows
                               "they activate what test images activate"))
     mine = [r for r in table5_rows if r["weights"] == weights]
     for metric, sign in (("diversity_l1", "positive"), ("coverage", "positive"),
-                         ("found_per_2000", "negative")):
+                         ("found_per_2000", "negative")) if mine else ():
         gap = _difference(mine, metric, "weight_nc", 1.0, 0.0)
         out.append(_claim(f"Table 5: {metric}, lambda2 = 1 minus 0 ({sign} in all three of "
                           "the paper's experiments)", None, *gap,
