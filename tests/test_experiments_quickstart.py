@@ -38,7 +38,8 @@ def test_results_table():
         inputs=np.zeros((2, 28, 28, 1), np.float32), seed_index=np.array([0, 3]),
         predictions=np.array([[1, 2], [3, 2], [3, 4]]), iterations=np.array([0, 4]),
         coverage_before=np.array([0.1, 0.2, 0.3]), coverage_after=np.array([0.4, 0.5, 0.6]),
-        covered=(), seeds_climbed=3, survives_quantisation=np.array([True, False]))
+        covered=(), seeds_climbed=3, survives_quantisation=np.array([True, False]),
+        targets=np.array([0, 1]), seed_targets=np.array([0, 2, 1, 1]))
     rows = quickstart.results(test_accuracy=0.97, ratios={"nc": 0.5}, made=made, label=3,
                               found=found, n_seeds=4, trio=["lenet1", "lenet4", "lenet5"])
     assert rows == [
