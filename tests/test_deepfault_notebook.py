@@ -39,5 +39,6 @@ def test_notebook_runs(data_root, ci_parameters, tmp_path, monkeypatch):
     (k1_ochiai,) = [r for r in table3 if (r["k"], r["measure"]) == ("1", "ochiai")]
     assert float(k1_ochiai["paper"]) == 0.16 and float(k1_ochiai["paper_loss"]) == 6.19
     results = (out_dir / "results.md").read_text()
+    assert results.startswith("| claim | source | setting | published | measured | verdict")
     assert "indicative (reduced sizes)" in results and "pending a GPU run" in results
     assert "arXiv 1902.05974v1, Table 3" in results
