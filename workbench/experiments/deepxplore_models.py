@@ -43,7 +43,8 @@ SOURCES = ("deepxplore", "adversarial", "random")  # Figure 10's inputs added
 
 
 def matching_models(names: Sequence[str], targets: Mapping[str, float] | None = None, *,
-                    n_train_grid: Sequence[int] = (500, 1000, 1500, 2000, 3000, 4000, 6000),
+                    n_train_grid: Sequence[int] = (4000, 8000, 12000, 16000, 24000, 32000,
+                                                   48000, 60000),
                     seed: int = 0) -> tuple[dict, list[dict]]:
     """Each model trained for one epoch on the first ``n`` training images, ``n`` from
     ``n_train_grid`` chosen so that its test accuracy is closest to ``targets[name]`` (default:
