@@ -197,6 +197,25 @@ def grouped_bars(rows: Sequence[Mapping], *, group: str, series: str, value: str
     return fig
 
 
+def panels(n: int, *, columns: int = 3, panel_size: tuple[float, float] = (13 / 3, 3.0)
+           ) -> tuple[Figure, np.ndarray]:
+    """A figure of ``n`` panels, ``columns`` to a row (the last row may be partly empty).
+
+    Returns:
+        The figure and its axes as a ``(rows, columns)`` array.
+
+    Example:
+        >>> fig, axes = panels(4)
+        >>> axes.shape
+        (2, 3)
+    """
+    n = validation.positive_int(n, "n")
+    columns = validation.positive_int(columns, "columns")
+    rows = -(-n // columns)
+    fig = _figure((panel_size[0] * columns, panel_size[1] * rows))
+    return fig, np.asarray(fig.subplots(rows, columns, squeeze=False))
+
+
 def _rectangle(x, y):
     from matplotlib.patches import Rectangle
 
