@@ -67,11 +67,12 @@ def test_figure9_adds_the_mean_of_the_models_and_the_claims_see_the_gap():
     (mean,) = [r for r in summary if r["model"] == "mean" and r["source"] == "random"]
     assert mean["ours"] == pytest.approx(0.61) and mean["paper"] == 0.609
     assert all(r["paper"] is None for r in summary if r["model"] != "mean")
-    claims = tables.claims(figure9_rows=rows)
+    claims = tables.claims(figure9=rows)
     gap = next(c for c in claims if "minus random" in c["claim"])
-    assert gap["ours"] == pytest.approx(0.2) and gap["verdict"] == "reproduced"
+    # The sign holds, but 0.2 is 41% above the paper's 0.142: partly.
+    assert gap["ours"] == pytest.approx(0.2) and gap["verdict"] == "partly"
     assert gap["paper"] == pytest.approx(0.751 - 0.609) and gap["weights"] == "w"
-    assert all("verdict" not in c for c in tables.claims(figure9_rows=rows, compare=False))
+    assert all("verdict" not in c for c in tables.claims(figure9=rows, compare=False))
     curves = tables.series(summary, "figure9", x="threshold", panel="model", label="source",
                            figure="weights")
     paper = [c for c in curves if c["paper"]]
@@ -87,7 +88,7 @@ def test_table12_timeouts_and_figure10_claims():
     zero = summary[0]
     assert zero["ours"] is None and zero["found_share"] == 0.0
     assert zero["note"].startswith("timeout")
-    claims = tables.claims(table12_rows=rows)
+    claims = tables.claims(table12=rows)
     assert claims[0]["verdict"] == "reproduced" and claims[0]["ours"] == pytest.approx(-1.0)
     curve = [{"start": "s", "model": "lenet1", "source": src, "run": run, "epoch": e,
               "accuracy": 0.9 + 0.01 * e + (0.02 if src == "deepxplore" and e else 0.0)}
@@ -96,9 +97,12 @@ def test_table12_timeouts_and_figure10_claims():
     fig10 = tables.figure10(curve)
     (start,) = [r for r in fig10 if r["epoch"] == 0 and r["source"] == "random"]
     assert start["paper"] == 0.9281 and start["ours"] == pytest.approx(0.9)
-    edge = next(c for c in tables.claims(figure10_rows=curve) if "minus random" in c["claim"])
+    claims = tables.claims(figure10=curve)
+    edge = next(c for c in claims if "minus random" in c["claim"])
     assert edge["ours"] == pytest.approx(0.02) and edge["verdict"] == "reproduced"
     assert edge["weights"] == "-"
+    before = next(c for c in claims if "before retraining" in c["claim"])
+    assert before["runs"] == 3  # one per run, not one per source
 
 
 def test_tables9_11_and_their_trend_claims():
@@ -109,6 +113,25 @@ def test_tables9_11_and_their_trend_claims():
     (seconds,) = [r for r in summary if r["value"] == 3.0 and r["metric"] == "seconds"]
     assert seconds["paper"] == 0.17 and seconds["ours"] == pytest.approx(0.4)
     assert seconds["verdict"] is None  # two machines' seconds: the trend is judged instead
-    (claim,) = tables.claims(time_rows=rows)
+    (claim,) = tables.claims(tables9_11=rows)
     assert claim["ours"] == pytest.approx(-1.0) and claim["paper"] == pytest.approx(-1.0)
     assert claim["verdict"] == "reproduced"
+
+
+def test_claims_take_every_experiments_per_run_rows():
+    table6 = [{"weights": "w", "model": "lenet5", "inputs": "10 random", "run": run,
+               "count": 10, "coverage": 0.25 + run / 100} for run in range(3)]
+    table6.append({"weights": "w", "model": "lenet5", "inputs": "test set", "run": 0,
+                   "count": 10000, "coverage": 0.8})
+    table8 = [{"weights": "w", "run": run, "model": "lenet1", "seeds": s, "seconds": 0.1,
+               "iterations": 3, "reached": True} for run, s in enumerate((8, 9, 10))]
+    claims = tables.claims(table2=_table2_rows(), table6=table6, table8=table8)
+    by_claim = {c["claim"]: c for c in claims}
+    ten = by_claim["Table 6: NC at t = 0.75 of 10 random, lenet5"]
+    assert ten["paper"] == 0.257 and ten["ours"] == pytest.approx(0.26)
+    assert ten["verdict"] == "reproduced" and ten["runs"] == 3
+    whole = by_claim["Table 6: NC at t = 0.75 of test set, lenet5"]
+    assert whole["paper"] == 0.836 and whole["verdict"] == "reproduced"  # 0.8: within 10%
+    seeds = by_claim["Table 8: seeds to 100% NC of the non-dense layers, lenet1 (t = 0)"]
+    assert (seeds["paper"], seeds["ours"], seeds["verdict"]) == (9, 9.0, "reproduced")
+    assert any(c["claim"].startswith("Table 2") and c["paper"] == 1073 for c in claims)

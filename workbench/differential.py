@@ -627,7 +627,7 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
             e.g. ``jax.random.key(0)`` (a legacy ``jax.random.PRNGKey`` works too).
         clip: show the models the seed plus all steps clipped to [0, 1]; ``False`` never clips
             (the released code).
-        batch_size: seeds advanced together.
+        batch_size: seeds advanced together (at most as many as there are seeds).
         covered: per model ``{site: bool[neurons]}`` to continue from (``Result.covered`` of
             an earlier run); nothing covered when ``None``.
 
@@ -660,7 +660,8 @@ def generate(models: Sequence[Model], seeds: Shaped[ArrayLike, "n ..."], *,
              "iterations": jnp.int32(validation.positive_int(iterations, "iterations")),
              "threshold": validation.scalar(threshold, "threshold")}
     target = jnp.int32(_check_target(target, len(models)))
-    slots = validation.positive_int(batch_size, "batch_size")
+    # No wider than the seeds: a pool of empty slots would cost every iteration for nothing.
+    slots = min(validation.positive_int(batch_size, "batch_size"), max(len(seeds), 1))
     key = validation.key(key)
     covered = _initial_coverage(counts, covered)
     before = np.array([coverage.ratio(_masks(c, f)) for c, f in zip(counts, covered)])
