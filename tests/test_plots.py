@@ -127,3 +127,21 @@ def test_grouped_bars_rejects_rows_without_the_keys():
     with pytest.raises(ValueError, match="every row needs the key 'gain'"):
         plots.grouped_bars([{"model": "x", "source": "y"}], group="model", series="source",
                            value="gain")
+
+
+def test_curve_figures_one_figure_per_file_one_panel_per_panel():
+    c = {"file": "fig9", "figure": "released", "panel": "lenet1", "label": "deepxplore",
+         "x_name": "threshold", "x": [0.0, 0.5], "y": [0.8, 0.4], "err": [0.1, 0.0], "paper": False}
+    figs = plots.curve_figures([c, {**c, "label": "deepxplore (paper)", "paper": True},
+                                {**c, "panel": "lenet5"}, {**c, "file": "fig10"}])
+    assert list(figs) == ["fig9", "fig10"]
+    axes = figs["fig9"].axes
+    assert [ax.get_title() for ax in axes] == ["lenet1 (released)", "lenet5 (released)"]
+    ours, paper = (container.lines[0] for container in axes[0].containers)
+    assert list(ours.get_ydata()) == [0.8, 0.4] and ours.get_linestyle() == "-"
+    assert paper.get_linestyle() == ":" and paper.get_marker() == "x"
+
+
+def test_curve_figures_rejects_a_curve_without_its_keys():
+    with pytest.raises(ValueError, match="lacks"):
+        plots.curve_figures([{"file": "f", "x": [0], "y": [1]}])

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from workbench import files, validation
 
-__all__ = ["grouped_bars", "image_grid", "layer_heatmap", "save"]
+__all__ = ["curve_figures", "grouped_bars", "image_grid", "layer_heatmap", "panels", "save"]
 
 
 def _figure(figsize) -> Figure:
@@ -195,6 +195,46 @@ def grouped_bars(rows: Sequence[Mapping], *, group: str, series: str, value: str
     ax.axhline(0, color="black", linewidth=0.5)
     ax.legend(fontsize=8)
     return fig
+
+
+def curve_figures(curves: Sequence[Mapping]) -> dict[str, Figure]:
+    """Line plots of curves with error bars: one figure per ``curve["file"]``, one panel per
+    ``curve["panel"]`` (shared y axis), one line per curve; the paper's points (``paper``
+    true) dotted with crosses beside ours, solid with dots; a panel's title names
+    ``curve["figure"]`` too where there is one.
+
+    Args:
+        curves: dicts with ``file``, ``panel``, ``label``, ``x_name``, ``x``, ``y``, ``err``
+            and ``paper``, as :func:`workbench.experiments.deepxplore_tables.series` gives.
+
+    Returns:
+        ``{file: figure}`` in order of first appearance.
+
+    Example:
+        >>> c = {"file": "f", "panel": "a", "label": "ours", "x_name": "t", "x": [0, 1],
+        ...      "y": [0.5, 0.6], "err": [0.1, 0.1], "paper": False}
+        >>> figs = curve_figures([c, {**c, "panel": "b"}, {**c, "label": "p", "paper": True}])
+        >>> [(f, len(fig.axes), len(fig.axes[0].containers)) for f, fig in figs.items()]
+        [('f', 2, 2)]
+    """
+    keys = ("file", "panel", "label", "x_name", "x", "y", "err", "paper")
+    for curve in curves:
+        if missing := [k for k in keys if k not in curve]:
+            raise ValueError(f"every curve needs the keys {list(keys)}; one lacks {missing}")
+    out = {}
+    for file in dict.fromkeys(c["file"] for c in curves):
+        mine = [c for c in curves if c["file"] == file]
+        names = list(dict.fromkeys(c["panel"] for c in mine))
+        fig = _figure((3.2 * len(names), 3.2))
+        for ax, panel in zip(fig.subplots(1, len(names), sharey=True, squeeze=False)[0], names):
+            for c in (c for c in mine if c["panel"] == panel):
+                ax.errorbar(c["x"], c["y"], yerr=c["err"], label=c["label"], capsize=2,
+                            linestyle=":" if c["paper"] else "-", marker="x" if c["paper"] else "o")
+            title = f"{panel} ({c['figure']})" if "figure" in c else str(panel)
+            ax.set(title=title, xlabel=c["x_name"])
+        ax.legend(fontsize=6)
+        out[file] = fig
+    return out
 
 
 def panels(n: int, *, columns: int = 3, panel_size: tuple[float, float] = (13 / 3, 3.0)
