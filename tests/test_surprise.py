@@ -137,3 +137,17 @@ def test_bad_input():
         surprise.likelihood_surprise(bad, train_c, train, train_c)
     with pytest.raises(ValueError, match="lower < upper"):
         surprise.surprise_coverage(np.array([0.5]), lower=1.0, upper=1.0, k=3)
+
+
+def test_lsa_grouped_by_class_with_unbalanced_odd_labels():
+    """Classes of very different sizes and labels that are no positions (-3, 100): each test
+    chunk meets only its own class, with the values SciPy gives."""
+    train, train_c = clustered(10, 260, classes=2)
+    train_c = np.where(np.arange(260) < 220, train_c, 2).astype(np.int32)  # a small class
+    test, test_c = clustered(11, 45, classes=3)
+    labels = np.array([-3, 100, 7], np.int32)
+    got = surprise.likelihood_surprise(train, labels[train_c], test, labels[test_c], chunk_size=4)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+    only_one = surprise.likelihood_surprise(train, train_c, test[:3], np.full(3, 2, np.int32))
+    np.testing.assert_allclose(only_one, np_lsa(train, train_c, test[:3], np.full(3, 2)),
+                               rtol=1e-4, atol=1e-3)
