@@ -1,6 +1,6 @@
 """The reproduction pipeline on throw-away notebooks: profiles, failures, the report, where it
-goes (the run folder always, figures/ only for a whole run that succeeded), bad profiles and
-output folders."""
+goes (the run folder always; figures/ only on purpose, and its report only after a whole run that
+succeeded), headline numbers, the kernels' noise, bad profiles and output folders."""
 
 import os
 import re
@@ -67,13 +67,15 @@ def test_failing_notebook_is_reported_and_the_others_still_run(folder, capsys):
     # the failure report goes to the run folder, never over the committed report
     assert not (folder / "figures" / "REPRODUCTION.md").exists()
     report = (run / "REPRODUCTION.md").read_text()
-    assert f"REPRODUCTION.md kept as it was: a failed run); executed notebooks: {run}" \
-        in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"{folder / 'figures' / 'REPRODUCTION.md'} kept as it was: a failed run" in out
+    assert f"Report: {run / 'REPRODUCTION.md'}" in out
     assert "**2 of 3 notebooks ran**; failed: broken." in report
     # the failing cell: 0 markdown, 1 parameters, 2 injected parameters, 3 "x = 1", 4 raise
     assert "**Failed** in cell 4 (`In [4]`: `raise RuntimeError('deliberate failure ' + str(n))`)" \
         in report
     assert "RuntimeError: deliberate failure 3" in report
+    assert "_No tables: this notebook did not finish in this run._" in report
     # the reproduced table, with ours - paper; a CSV without a paper column is left out
     assert "| accuracy | 0.5 | 0.7 | 0.01 | +0.2 |" in report
     assert "| accuracy | 0.5 | 0.3 | 0.01 | -0.2 |" in report
@@ -103,7 +105,7 @@ def test_only_runs_the_named_notebook_and_keeps_the_committed_report(folder, cap
     assert "**1 of 1 notebooks ran**." in report
     assert "`workbench reproduce --profile tiny --only omega`" in report
     assert "## omega" in report and "## alpha" not in report
-    assert "kept as it was: a partial run (--only)" in capsys.readouterr().err
+    assert "kept as it was: a partial run (--only)" in capsys.readouterr().out
 
 
 def test_a_failed_run_keeps_the_last_good_report(folder):
@@ -120,7 +122,7 @@ def test_a_whole_run_that_succeeds_replaces_the_committed_report(folder, capsys)
     report = (folder / "figures" / "REPRODUCTION.md").read_text()
     assert "**2 of 2 notebooks ran**." in report and "--only" not in report
     assert report == (folder / "run" / "REPRODUCTION.md").read_text()
-    assert "kept as it was" not in capsys.readouterr().err
+    assert "kept as it was" not in capsys.readouterr().out
     # naming every notebook with --only is a whole run too
     assert _run(folder, "--only", "alpha", "--only", "omega") == 0
     assert "**2 of 2 notebooks ran**." in (folder / "figures" / "REPRODUCTION.md").read_text()
@@ -239,6 +241,94 @@ def test_default_folders_are_under_the_project_root(folder, monkeypatch):
     (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     monkeypatch.chdir(folder / "notebooks")
     assert reproduce.main(["--profile", "tiny", "--only", "omega", "--no-progress"]) == 0
-    assert "| n | 7 |" in (folder / "figures" / "omega" / "results.md").read_text()
-    assert [p.name for p in (folder / "runs").glob("*/*.ipynb")] == ["omega.ipynb"]
-    assert [p.name for p in (folder / "runs").glob("*/REPRODUCTION.md")] == ["REPRODUCTION.md"]
+    [run] = (folder / "runs").iterdir()
+    assert "| n | 7 |" in (run / "figures" / "omega" / "results.md").read_text()
+    assert [p.name for p in run.glob("*.ipynb")] == ["omega.ipynb"]
+    assert (run / "REPRODUCTION.md").is_file()
+    assert not (folder / "figures").exists()  # nothing outside the run folder
+
+
+def test_a_run_writes_only_into_its_run_folder(folder, capsys):
+    (folder / "notebooks" / "broken.ipynb").unlink()
+    before = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert reproduce.main(["--profile", "tiny", "--notebooks", str(folder / "notebooks"),
+                           "--out", str(folder / "run"), "--no-progress"]) == 0
+    after = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert all(p.is_relative_to(folder / "run") for p in set(after) - set(before))
+    assert not (folder / "figures").exists()
+    report = (folder / "run" / "REPRODUCTION.md").read_text()
+    assert "| accuracy | 0.5 | 0.7 | 0.01 | +0.2 |" in report  # from run/figures/omega
+    out = capsys.readouterr().out
+    assert f"Figures and tables: {folder / 'run' / 'figures'}/" in out
+    assert "  omega (" in out and "    n: 7" in out  # the headline numbers
+
+
+def test_update_figures_copies_what_ran_and_the_report_never_shows_stale_tables(folder, capsys):
+    # figures/ from an earlier run: broken's old tables, and a file omega no longer writes
+    figures = folder / "figures"
+    for name in ("broken", "omega"):
+        (figures / name).mkdir(parents=True)
+        (figures / name / "results.md").write_text("| quantity | value |\n|---|---|\n| old | 1 |\n")
+        (figures / name / "stale.csv").write_text("quantity,paper,ours\nstale,1,2\n")
+    (figures / "REPRODUCTION.md").write_text("the last good report\n")
+    assert _run(folder) == 1
+    report = (folder / "run" / "REPRODUCTION.md").read_text()
+    assert "stale" not in report and "| old | 1 |" not in report
+    assert "| n | 7 |" in (figures / "omega" / "results.md").read_text()  # updated
+    assert (figures / "omega" / "stale.csv").is_file()  # not deleted, but named
+    assert "| old | 1 |" in (figures / "broken" / "results.md").read_text()  # failed: kept
+    assert (figures / "REPRODUCTION.md").read_text() == "the last good report\n"
+    out = capsys.readouterr().out
+    assert f"Updated {figures / 'omega'}/ (not produced by this run, left as they were: " \
+           "stale.csv)" in out
+    assert f"{figures / 'broken'}/ kept as it was: broken failed" in out
+    assert "  broken: FAILED in cell 4 (" in out and "RuntimeError: deliberate failure 3" in out
+
+
+def test_update_figures_goes_to_the_projects_figures_of_the_profile(folder, monkeypatch):
+    (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(folder)
+    assert reproduce.main(["--profile", "tiny", "--only", "omega", "--no-progress",
+                           "--update-figures"]) == 0
+    assert "| n | 7 |" in (folder / "figures" / "tiny" / "omega" / "results.md").read_text()
+    assert not (folder / "figures" / "tiny" / "REPRODUCTION.md").exists()  # a partial run
+
+
+def test_the_kernels_talk_over_ipc_and_keep_their_log_out_of_the_terminal(folder, capfd):
+    assert _run(folder, "--only", "alpha") == 0
+    captured = capfd.readouterr()
+    for noise in ("without encryption", "KeyboardInterrupt"):
+        assert noise not in captured.err and noise not in captured.out
+    log = folder / "run" / "alpha.kernel.log"
+    assert log.is_file() and "without encryption" not in log.read_text()
+
+
+def test_a_dead_kernel_is_reported_with_its_last_output(folder):
+    params = 'n: int = 1\nout_dir: str = "unused"\n'
+    _notebook(folder / "notebooks" / "dies.ipynb", params,
+              "import os, sys\nprint('last words', file=sys.__stderr__, flush=True)\nos._exit(3)")
+    assert _run(folder, "--only", "dies") == 1
+    report = (folder / "run" / "REPRODUCTION.md").read_text()
+    assert "DeadKernelError" in report
+    assert "The kernel's last output (dies.kernel.log):" in report and "last words" in report
+
+
+def test_the_quick_profile_is_labelled_as_reduced_sizes(folder):
+    text = reproduce.render_report([], profile="quick", figures_dir=folder, run_dir=folder,
+                                   date="today", versions={})
+    assert "**Quick profile: reduced sizes" in text and "not comparable with the papers'" in text
+
+
+def test_headlines_name_the_row_and_its_measured_value(tmp_path):
+    (tmp_path / "results.md").write_text(
+        "| claim | setting | published | measured | verdict |\n| --- | --- | --- | --- | --- |\n"
+        "| test accuracy | released | 96.6% | 96.63% | reproduced |\n"
+        "| a \\| b | | 1 | 2 | partly |\n")
+    assert reproduce.headlines(tmp_path) == ["test accuracy (released): 96.63% [reproduced]",
+                                             "a | b: 2 [partly]"]
+    (tmp_path / "results.md").write_text(
+        "| model | site | dead |\n|---|---|---|\n" + "| lenet5 | fc1 | 26 |\n" * 7)
+    lines = reproduce.headlines(tmp_path, limit=5, width=20)
+    assert lines[0] == "lenet5: site fc1,..." and len(lines) == 6
+    assert lines[-1] == "... 2 more rows in the report"
+    assert reproduce.headlines(tmp_path / "nothing") == []

@@ -18,9 +18,12 @@ Folders follow the one path convention of :mod:`workbench.experiments.common`: `
 project root, the nearest folder at or above the working directory with a ``pyproject.toml`` or
 ``.git`` (else the working directory), so the command works from an installed package too.
 
-Executed copies go to ``runs/<timestamp>/<notebook>.ipynb`` (ignored by git). A failing
-notebook is reported with its cell and error, and the others still run. Finally the report
-``REPRODUCTION.md`` collects, for each notebook, what it wrote to ``figures/<notebook>/``:
+A run writes only into its run folder, ``runs/<timestamp>/`` (ignored by git; ``--out``
+chooses another): the executed notebooks, each notebook's figures and tables in
+``figures/<notebook>/`` below it (the ``out_dir`` every notebook that declares it gets, as an
+absolute path), and the report ``REPRODUCTION.md``. A failing notebook is reported with its cell
+and error, and the others still run. The report collects, for each notebook that ran, what it
+wrote in this run:
 
 - ``results.md``: the notebook's short results table (the last step of every notebook), included
   verbatim;
@@ -29,13 +32,19 @@ notebook is reported with its cell and error, and the others still run. Finally 
   ``ours - paper`` added where both are numbers;
 
 together with the run's parameters, the versions of Python, JAX, Flax and Optax, the date and the
-git commit.
+git commit. A failed notebook's section gives its error and no tables: a report shows only what
+its own run produced.
 
-The report always goes to the run folder (``runs/<timestamp>/REPRODUCTION.md``). It replaces
-``figures/REPRODUCTION.md``, the committed one, only when every notebook ran, all of them
-(no ``--only`` subset): a report describes one whole run at one commit, so a partial run (its
-header would claim the other notebooks' sections) or a failed one (it would replace the last good
-report with a failure) leaves it as it was, and the command says where its own report is.
+The committed figures change only on purpose: ``--update-figures`` copies the figures of every
+notebook that ran into ``figures/`` (the quick profile's) or ``figures/<profile>/`` (any other
+profile), ``--figures DIR`` into ``DIR``. The report replaces the one there only when every
+notebook ran, all of them (no ``--only`` subset): a partial run (its header would claim the
+other notebooks' sections) or a failed one (it would replace the last good report with a
+failure) leaves it as it was, and the command says where its own report is.
+
+The kernels' own output (ipykernel's log lines, not the notebooks' outputs, which are in the
+executed copies) goes to ``<notebook>.kernel.log`` in the run folder; a failed notebook's section
+quotes its end. Kernels talk to papermill over local sockets (IPC) where the platform has them.
 
 Before anything is created, the output folders are checked (:func:`writable_folder`: a file
 where a folder should be, no permission), and a profile that is not valid YAML is named with its
@@ -48,8 +57,11 @@ import csv
 import datetime
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from importlib import metadata
@@ -58,7 +70,7 @@ from typing import NamedTuple
 
 import yaml
 
-from workbench import files, stats
+from workbench import files
 
 __all__ = [
     "PROFILES",
@@ -67,6 +79,7 @@ __all__ = [
     "collect_results",
     "execute",
     "find_notebooks",
+    "headlines",
     "load_profile",
     "main",
     "notebook_parameters",
@@ -79,6 +92,14 @@ __all__ = [
 PROFILES = ("quick", "paper")
 DEFAULTS_KEY = "defaults"
 REPORT = "REPRODUCTION.md"
+# What a shipped profile's numbers are; printed with its report and its headline numbers.
+PROFILE_NOTES = {
+    "quick": ("Quick profile: reduced sizes (fewer training images, epochs, seeds and runs than "
+              "the papers; notebooks/profiles/quick.yml), for a laptop CPU in minutes. Its numbers "
+              "show what each notebook measures; they are not comparable with the papers' "
+              "(`--profile paper`)."),
+    "ci": "CI profile: toy sizes for the test suite; the numbers mean nothing.",
+}
 
 
 class Outcome(NamedTuple):
@@ -208,30 +229,73 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _kernel_manager(log: Path):
+    """A kernel manager class whose kernels write their own output (ipykernel's log lines, such as
+    "KeyboardInterrupt caught in kernel" when it is stopped after the last cell) to ``log``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with log.open("ab") as handle:  # the kernel process keeps its own copy
+                kw.setdefault("stdout", handle)
+                kw.setdefault("stderr", handle)
+                return await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
 def execute(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict, *,
             timeout: float | None = None, progress: bool = True) -> Outcome:
     """Runs one notebook with papermill in its own folder; never raises for the notebook's
-    errors, which come back in the :class:`Outcome`."""
+    errors, which come back in the :class:`Outcome`.
+
+    The kernel's own output goes to ``<output stem>.kernel.log`` beside ``output`` (quoted in
+    the error of a notebook that fails without a cell error, such as a kernel that died), and
+    the kernel is reached over IPC sockets where the platform has them: jupyter_client's
+    ``KernelManager.transport = "ipc"``, so ipykernel does not warn about unencrypted TCP.
+    """
     import papermill
+    from traitlets.config import Config
 
     notebook, output = Path(notebook), Path(output)
+    log = output.with_suffix(".kernel.log")
+    log.unlink(missing_ok=True)
+    sockets = Path(tempfile.mkdtemp(prefix="wb-kernel-"))
+    config = Config()
+    if os.name == "posix" and len(str(sockets)) < 80:  # Unix socket paths hold about 100 bytes
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(sockets / "kernel")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, cwd=str(notebook.parent),
             progress_bar={"desc": notebook.stem, "leave": False} if progress else False,
-            execution_timeout=timeout)
+            execution_timeout=timeout, kernel_manager_class=_kernel_manager(log), config=config)
     except papermill.PapermillExecutionError as error:
         return Outcome(notebook.stem, False, time.perf_counter() - start, output, parameters,
                        cell=error.cell_index, exec_count=error.exec_count, source=error.source,
                        error=f"{error.ename}: {error.evalue}")
     except Exception as error:  # noqa: BLE001  kernel death, timeouts, bad notebooks: report, go on
+        tail = _tail(log)
         return Outcome(notebook.stem, False, time.perf_counter() - start, output, parameters,
-                       error=f"{type(error).__name__}: {error}")
+                       error=f"{type(error).__name__}: {error}"
+                       + (f"\n\nThe kernel's last output ({log.name}):\n{tail}" if tail else ""))
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return Outcome(notebook.stem, True, time.perf_counter() - start, output, parameters)
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    from workbench import stats
+
     return stats.markdown_table([dict(zip(header, row)) for row in rows], header)
 
 
@@ -268,6 +332,51 @@ def collect_results(folder: str | os.PathLike) -> str:
         if "paper" in header:
             parts.append(f"**{path.stem}** (`{path.name}`)\n\n{_csv_table(path)}")
     return "\n\n".join(parts)
+
+
+def _markdown_rows(text: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table in ``text``, as ``{column: cell}``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    cells = [[cell.strip().replace("\\|", "|")
+              for cell in re.split(r"(?<!\\)\|", line.strip("|"))] for line in lines]
+    if len(cells) < 2:
+        return []
+    return [dict(zip(cells[0], row)) for row in cells[2:]]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
+
+
+def headlines(folder: str | os.PathLike, *, limit: int = 5, width: int = 100) -> list[str]:
+    """The first ``limit`` rows of ``folder/results.md`` as one line each: what the row is about
+    (its first column, and its ``setting``), then its measured value (the ``ours``,
+    ``measured`` or ``value`` column, and the ``verdict``) or else its other cells; a last line
+    counts the rows left out.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "results.md").write_text(
+        ...         "| quantity | value |\\n| --- | --- |\\n| test accuracy | 0.97 |\\n")
+        ...     headlines(folder)
+        ['test accuracy: 0.97']
+    """
+    path = Path(folder) / "results.md"
+    rows = _markdown_rows(path.read_text(errors="replace")) if path.is_file() else []
+    lines = []
+    for row in rows[:limit]:
+        columns = list(row)
+        about = row[columns[0]] + (f" ({row['setting']})" if row.get("setting") else "")
+        value = next((row[c] for c in ("ours", "measured", "value") if c in row), None)
+        if value is None:
+            value = ", ".join(f"{c} {row[c]}" for c in columns[1:] if row[c])
+        elif row.get("verdict"):
+            value += f" [{row['verdict']}]"
+        lines.append(_clip(f"{about}: {value}", width))
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more rows in the report")
+    return lines
 
 
 def versions() -> dict[str, str]:
@@ -319,13 +428,21 @@ def hardware() -> str:
 def render_report(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Path,
                   run_dir: Path, date: str, versions: dict[str, str],
                   notes: Sequence[str] = (), only: Sequence[str] = ()) -> str:
-    """The text of ``REPRODUCTION.md`` (``only``: the ``--only`` names of a partial run)."""
+    """The text of ``REPRODUCTION.md`` (``only``: the ``--only`` names of a partial run).
+
+    ``figures_dir`` is the run's own figures folder: tables come from there, and only for the
+    notebooks that ran; a failed notebook's section gives its error instead.
+    """
     failed = [o for o in outcomes if not o.ok]
     command = " ".join([f"--profile {profile}", *(f"--only {name}" for name in only)])
     lines = [
         "# Reproduction report", "",
         (f"Generated by `workbench reproduce {command}` on {date}; "
          f"executed notebooks in `{_shown(run_dir)}`."), "",
+    ]
+    if profile in PROFILE_NOTES:
+        lines += [f"**{PROFILE_NOTES[profile]}**", ""]
+    lines += [
         f"Hardware: {hardware()}.", "",
         f"**{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ran**"
         + (f"; failed: {', '.join(o.name for o in failed)}." if failed else "."), "",
@@ -345,10 +462,12 @@ def render_report(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Pat
             where = ("before any cell ran" if outcome.cell is None else
                      f"in cell {outcome.cell} (`In [{outcome.exec_count}]`: "
                      f"`{_first_line(outcome.source)}`)")
-            lines += [f"**Failed** {where}:", "", "```", outcome.error, "```", ""]
+            lines += [f"**Failed** {where}:", "", "```", outcome.error, "```", "",
+                      "_No tables: this notebook did not finish in this run._", ""]
+            continue
         results = collect_results(figures_dir / outcome.name)
         lines += [results if results else "_No results written to "
-                  f"`figures/{outcome.name}/`._", ""]
+                  f"`{_shown(figures_dir / outcome.name)}/`._", ""]
     return "\n".join(lines)
 
 
@@ -368,34 +487,78 @@ def _environment(**defaults: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the options of ``workbench reproduce`` to ``parser``."""
-    parser.add_argument("--profile", default="quick",
-                        help="quick (a laptop CPU, minutes), paper (the papers' sizes), another "
-                             "profile name in notebooks/profiles/, or a path to a YAML file")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this notebook (repeatable), e.g. --only quickstart; its "
-                             "report goes to the run folder, figures/REPRODUCTION.md is kept")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder of the executed notebooks and of the run's report (default "
-                             "runs/<timestamp>)")
-    parser.add_argument("--notebooks", type=Path, default=None,
-                        help="folder of the notebooks (default notebooks/ of the project root)")
-    parser.add_argument("--figures", type=Path, default=None,
-                        help="folder of the figures and of REPRODUCTION.md (default figures/ of "
-                             "the project root)")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds allowed per cell (default: no limit)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no per-cell progress bars")
+def add_arguments(parser: argparse.ArgumentParser, *,
+                  profile: bool = True) -> argparse.ArgumentParser:
+    """Adds the options of ``workbench reproduce`` to ``parser`` (``profile=False``: all but
+    ``--profile``, for ``workbench demo``). Imports nothing heavy: help stays fast."""
+    if profile:
+        parser.add_argument(
+            "--profile", default="quick", metavar="PROFILE",
+            help="quick (reduced sizes for a laptop CPU, a few minutes), paper (the papers' "
+                 "sizes; hours, plan on a GPU), ci (toy sizes for the tests), another name in "
+                 "notebooks/profiles/, or a path to a YAML file (default: quick)")
+        parser.add_argument(
+            "--only", action="append", default=[], metavar="NAME",
+            help="run only this notebook: quickstart, explorer, deepfault, deepxplore or "
+                 "fuzzing (repeatable). The report of a partial run stays in its run folder")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="the run folder: executed notebooks, their figures and tables, the report "
+             "(default: runs/<timestamp>/ of the project, which git ignores)")
+    parser.add_argument(
+        "--update-figures", action="store_true",
+        help="also copy the figures of every notebook that ran into the committed figures/ "
+             "(figures/<profile>/ for a profile other than quick), and the report there after "
+             "a whole run in which every notebook ran (default: leave figures/ alone)")
+    parser.add_argument(
+        "--figures", type=Path, default=None, metavar="DIR",
+        help="like --update-figures, into DIR instead")
+    parser.add_argument(
+        "--notebooks", type=Path, default=None, metavar="DIR",
+        help="folder of the notebooks (default: notebooks/ of the project)")
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS",
+        help="seconds allowed per cell (default: no limit)")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false",
+        help="no progress bars (the default shows one per notebook's cells)")
     return parser
+
+
+def _publish(source: Path, target: Path) -> list[str]:
+    """Copies the files of ``source`` into ``target`` (replacing those of the same name);
+    returns the names of the files ``target`` holds that ``source`` did not produce."""
+    produced = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+    for relative in sorted(produced):
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        with files.atomic_write(target / relative, "wb") as handle:
+            handle.write((source / relative).read_bytes())
+    return sorted(str(p.relative_to(target)) for p in target.rglob("*")
+                  if p.is_file() and p.relative_to(target) not in produced)
+
+
+def _print_summary(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Path) -> None:
+    """The headline numbers of every notebook, on stdout."""
+    print(f"\nHeadline numbers ({PROFILE_NOTES.get(profile, f'profile {profile}').split(':')[0]}"
+          + ("; reduced sizes, not comparable with the papers" if profile == "quick" else "")
+          + "):")
+    for outcome in outcomes:
+        if not outcome.ok:
+            where = "" if outcome.cell is None else f" in cell {outcome.cell}"
+            print(f"  {outcome.name}: FAILED{where} ({outcome.seconds:.0f} s): "
+                  f"{_clip(_first_line(outcome.error), 90)}")
+            continue
+        print(f"  {outcome.name} ({outcome.seconds:.0f} s)")
+        for line in headlines(figures_dir / outcome.name) or ["(no results table)"]:
+            print(f"    {line}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``workbench reproduce`` with parsed ``args``.
 
-    The run's report goes to its run folder; ``figures/REPRODUCTION.md`` is replaced only when
-    every notebook ran (see the module docstring).
+    Everything goes to the run folder; the committed figures and report change only with
+    ``--update-figures`` or ``--figures`` (see the module docstring). Ends by printing each
+    notebook's headline numbers and where the report and the figures are.
 
     Returns:
         0 when every notebook ran, 1 when any failed, 2 for a bad profile or notebook name or an
@@ -408,14 +571,21 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     root = common.project_root()
     run_dir = (args.out or root / "runs" / stamp).resolve()
-    figures_dir = (args.figures or root / "figures").resolve()
+    figures_dir = run_dir / "figures"
+    profile_name = str(getattr(args, "profile", "quick"))
+    target = args.figures
+    if target is None and args.update_figures:
+        target = root / "figures" / ("" if profile_name == "quick" else Path(profile_name).stem)
+    target = None if target is None else target.resolve()
     notebooks_dir = args.notebooks or root / "notebooks"
+    only = getattr(args, "only", [])
     try:
-        profile = load_profile(args.profile, notebooks_dir=notebooks_dir)
-        notebooks = find_notebooks(notebooks_dir, args.only)
+        profile = load_profile(profile_name, notebooks_dir=notebooks_dir)
+        notebooks = find_notebooks(notebooks_dir, only)
         writable_folder(run_dir, "the run folder (--out)")
-        writable_folder(figures_dir, "the figures folder (--figures)")
-        for report_path in (run_dir / REPORT, figures_dir / REPORT):
+        if target is not None:
+            writable_folder(target, "the figures folder (--figures)")
+        for report_path in (run_dir / REPORT, *([] if target is None else [target / REPORT])):
             if report_path.is_dir():
                 raise ValueError(f"the report {report_path} is a folder: remove it")
     except ValueError as error:
@@ -429,7 +599,6 @@ def run(args: argparse.Namespace) -> int:
     notes = [f"The profile has a section for `{key}`, which is not a notebook here."
              for key in profile if key != DEFAULTS_KEY and key not in names]
     run_dir.mkdir(parents=True, exist_ok=True)
-    figures_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     with _environment(WORKBENCH_DATA=str(common.data_root()),
                       WORKBENCH_CACHE=str(common.model_cache())):
@@ -437,6 +606,7 @@ def run(args: argparse.Namespace) -> int:
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
             output = run_dir / notebook.name
+            shutil.rmtree(figures_dir / notebook.stem, ignore_errors=True)  # a reused --out
             try:
                 parameters = notebook_parameters(notebook, profile, figures_dir=figures_dir)
             except ValueError as error:
@@ -451,30 +621,53 @@ def run(args: argparse.Namespace) -> int:
                 else f"FAILED: {outcome.error}")
             tqdm.write(f"{notebook.stem}: {status} ({outcome.seconds:.1f} s)", file=sys.stderr)
     report = render_report(
-        outcomes, profile=str(args.profile), figures_dir=figures_dir, run_dir=run_dir,
+        outcomes, profile=profile_name, figures_dir=figures_dir, run_dir=run_dir,
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         versions=versions(), notes=notes, only=[p.stem for p in notebooks] if partial else ())
     failed = [o.name for o in outcomes if not o.ok]
-    written = [run_dir / REPORT] + ([] if failed or partial else [figures_dir / REPORT])
-    for path in written:
-        with files.atomic_write(path, "w") as handle:
-            handle.write(report)
-    kept = ("" if len(written) == 2 else
-            f" ({figures_dir / REPORT} kept as it was: "
-            + ("a failed run" if failed else "a partial run (--only)") + ")")
+    with files.atomic_write(run_dir / REPORT, "w") as handle:
+        handle.write(report)
+    _print_summary(outcomes, profile=profile_name, figures_dir=figures_dir)
+    print(f"\nReport: {_shown(run_dir / REPORT)}\nFigures and tables: {_shown(figures_dir)}/"
+          f"\nExecuted notebooks: {_shown(run_dir)}/")
+    if target is not None:
+        _update_figures(outcomes, figures_dir, target, report,
+                        whole=not failed and not partial, partial=partial)
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebooks ran"
-          + (f"; failed: {', '.join(failed)}" if failed else "")
-          + f". Report: {' and '.join(map(str, written))}{kept}; executed notebooks: {run_dir}",
-          file=sys.stderr)
+          + (f"; failed: {', '.join(failed)}" if failed else "") + ".", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _update_figures(outcomes: Sequence[Outcome], figures_dir: Path, target: Path, report: str,
+                    *, whole: bool, partial: bool) -> None:
+    """Copies the figures of the notebooks that ran into ``target``, and the report after a whole
+    run in which every notebook ran; says what it left as it was."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"{_shown(target / outcome.name)}/ kept as it was: {outcome.name} failed")
+            continue
+        source = figures_dir / outcome.name
+        if not source.is_dir():
+            continue
+        older = _publish(source, target / outcome.name)
+        print(f"Updated {_shown(target / outcome.name)}/"
+              + (f" (not produced by this run, left as they were: {', '.join(older)})"
+                 if older else ""))
+    if whole:
+        with files.atomic_write(target / REPORT, "w") as handle:
+            handle.write(report)
+        print(f"Updated {_shown(target / REPORT)}")
+    else:
+        print(f"{_shown(target / REPORT)} kept as it was: "
+              + ("a partial run (--only)" if partial else "a failed run"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``workbench reproduce [--profile quick|paper] [--only NAME] [--out DIR]``."""
     parser = add_arguments(argparse.ArgumentParser(
         prog="workbench reproduce",
-        description="Run every notebook with papermill and write the reproduction report "
-                    "(figures/REPRODUCTION.md when every notebook ran)."))
+        description="Run every notebook with papermill and write the reproduction report into "
+                    "the run folder."))
     return run(parser.parse_args(argv))
 
 
