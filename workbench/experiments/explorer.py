@@ -9,27 +9,45 @@ Pei et al. SOSP 2017, Ma et al. ASE 2018), a suspiciousness measure of the hit s
 :class:`workbench.widgets.Explorer`.
 
 The neurons are the post-activation values, conv channels by their spatial mean (convention
-``"post"``), so the heatmap, the histogram and the top-activating inputs read the same numbers.
-A test input "passes" when the model classifies it correctly.
+``"post"``) or, on request, their maximum or every position (``reduce``), so the heatmap, the
+histogram and the top-activating inputs read the same numbers. A test input "passes" when the
+model classifies it correctly. :func:`neuron_activity`, :func:`highest` and
+:func:`always_active` say what the view should tell about a neuron or a flat row.
 """
 
 import functools
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool, Int, Real
 
-from workbench import coverage, models, passes, profiles, spectra, suspiciousness
+from workbench import (
+    activations,
+    coverage,
+    models,
+    passes,
+    profiles,
+    spectra,
+    suspiciousness,
+    validation,
+)
 from workbench.experiments import common
 
 __all__ = [
     "COVERAGE",
+    "REDUCTIONS",
     "STATISTICS",
+    "Activity",
+    "Highest",
     "ModelData",
+    "always_active",
+    "highest",
     "load_model_data",
     "measure_names",
+    "neuron_activity",
     "neuron_values",
     "selected_rows",
     "top_activating",
@@ -45,6 +63,11 @@ COVERAGE = {
 STATISTICS = {
     "mean": "mean activation",
     "rate": "activation rate (fraction of inputs > threshold)",
+}
+REDUCTIONS = {
+    "mean": "channel mean",
+    "max": "channel max",
+    "none": "per position",
 }
 _BATCH = 500
 
@@ -75,11 +98,13 @@ class ModelData(NamedTuple):
     profile: profiles.Profile  # over the training inputs
     dead: dict  # site -> np.ndarray shape=(neurons,), dtype=bool: never > 0 on training data
     class_names: tuple
+    convention: activations.Convention = activations.CONVENTIONS["post"]
+    positions: dict | None = None  # site -> positions per channel (1: dense); None: all 1
 
 
 def load_model_data(name: str, *, weights: str = "trained", epochs: int | None = 1,
                     n_train: int | None = 5000, n_test: int | None = 2000, seed: int = 0,
-                    root=None, cache=None) -> ModelData:
+                    root=None, cache=None, reduce: str = "mean") -> ModelData:
     """Loads zoo model ``name`` and computes everything the explorer reads.
 
     Args:
@@ -89,25 +114,34 @@ def load_model_data(name: str, *, weights: str = "trained", epochs: int | None =
             from the first ``n_train`` training inputs (``None``: all of them).
         n_test: the first ``n_test`` test inputs (``None``: all).
         root, cache: the data and checkpoint folders.
+        reduce: how a conv map becomes neurons (a key of :data:`REDUCTIONS`): ``"mean"``
+            (one neuron per channel, as DeepGauge and DeepFault), ``"max"`` or ``"none"``
+            (every position of every channel).
 
     Returns:
         A :class:`ModelData`.
     """
     if name not in models.names():
         raise ValueError(f"unknown model {name!r}; the zoo has {models.names()}")
+    conv = activations.Convention("post", validation.choice(reduce, "reduce", tuple(REDUCTIONS)))
     dataset = models.dataset_of(name)
     result = common.load_model(name, weights=weights, epochs=epochs, n_train=n_train, seed=seed,
                                cache=cache, root=root)
     train_images = common.load_data(dataset, "train", n=n_train, root=root).images
     test = common.load_data(dataset, "test", n=n_test, root=root)
-    traced = passes.model_trace(result.model, test.images, convention="post", batch_size=_BATCH)
+    traced = passes.model_trace(result.model, test.images, convention=conv, batch_size=_BATCH)
     predictions = np.argmax(traced.logits, axis=-1).astype(np.int32)
     acts = {site: jnp.asarray(value) for site, value in traced.acts.items()}
-    profile = passes.model_profile(result.model, train_images, convention="post",
+    profile = passes.model_profile(result.model, train_images, convention=conv,
                                    batch_size=_BATCH)
+    shape = test.images.shape[1:]
+    channels = activations.neuron_counts(result.model, shape, convention="post")
+    every = activations.neuron_counts(result.model, shape,
+                                      convention=activations.Convention("post", "none"))
+    positions = {site: every[site] // channels[site] for site in channels}
     return ModelData(name, result.model, float(result.test_accuracy), test.images,
                      test.labels.astype(np.int32), predictions, acts, profile,
-                     profiles.dead_neurons(profile), test.class_names)
+                     profiles.dead_neurons(profile), test.class_names, conv, positions)
 
 
 def selected_rows(md: ModelData, label: int | None) -> Bool[Array, " n"]:
@@ -183,3 +217,82 @@ def top_activating(md: ModelData, site: str, index: int, *, n: int = 8,
     values = np.where(np.asarray(selected_rows(md, label)), values, -np.inf)
     order = np.argsort(-values, kind="stable")[:n]
     return order[np.isfinite(values[order])]
+
+
+class Activity(NamedTuple):
+    """How often one neuron is active (above 0) on the selected test inputs."""
+
+    active: int  # selected test inputs on which it is above 0
+    total: int  # selected test inputs
+    maximum: float  # its highest value on them
+    dead_on_training: bool  # never above 0 on the training inputs
+
+
+def neuron_activity(md: ModelData, site: str, index: int, *,
+                    label: int | None = None) -> Activity:
+    """Whether neuron ``(site, index)`` is ever active on the test inputs (of class ``label``):
+    a neuron with ``active == 0`` has no top-activating inputs worth showing (they would all
+    read the same value).
+
+    Example:
+        >>> md = ModelData("toy", None, 1.0, np.zeros((2, 1, 1, 1)), np.array([0, 1]),
+        ...                np.array([0, 1]), {"fc": jnp.array([[0.0, 2.0], [0.0, 0.5]])},
+        ...                None, {"fc": np.array([True, False])}, ("a", "b"))
+        >>> neuron_activity(md, "fc", 0), neuron_activity(md, "fc", 1, label=1).active
+        (Activity(active=0, total=2, maximum=0.0, dead_on_training=True), 1)
+    """
+    rows = np.asarray(selected_rows(md, label))
+    values = np.asarray(md.acts[site][:, index])[rows]
+    return Activity(int((values > 0).sum()), int(rows.sum()),
+                    float(values.max()) if len(values) else 0.0, bool(md.dead[site][index]))
+
+
+class Highest(NamedTuple):
+    """The neuron with the highest value, and how many neurons share that value."""
+
+    site: str
+    index: int
+    value: float
+    ties: int  # neurons with exactly this value (1: no tie)
+
+
+def highest(values: Mapping[str, Real[np.ndarray, " neurons"]]) -> Highest:
+    """The neuron with the highest value; among ties (common under a 0/1 measure such as NC)
+    the first in layer order, then the lowest index, so the choice is deterministic, and
+    ``ties`` says how many neurons it was picked from.
+
+    Example:
+        >>> highest({"a": np.array([0.0, 1.0]), "b": np.array([1.0, 0.5])})
+        Highest(site='a', index=1, value=1.0, ties=2)
+    """
+    if not values:
+        raise ValueError("values has no sites")
+    sites = list(values)
+    flat = np.concatenate([np.asarray(values[s], np.float64).reshape(-1) for s in sites])
+    starts = np.cumsum([0] + [np.size(values[s]) for s in sites])
+    best = int(np.argmax(flat))  # the first of the maxima
+    row = int(np.searchsorted(starts, best, side="right")) - 1
+    return Highest(sites[row], best - int(starts[row]), float(flat[best]),
+                   int((flat == flat[best]).sum()))
+
+
+def always_active(md: ModelData, *, threshold: float = 0.0,
+                  label: int | None = None) -> list[str]:
+    """The sites whose every neuron is above ``threshold`` on every selected test input.
+
+    There every neuron has the same hit spectrum (active on all passing and all failing
+    inputs), so every suspiciousness measure (Eniser et al. FASE 2019, section 3.2) gives the
+    whole row one score. A ReLU conv channel's spatial mean is practically never 0, so the
+    conv rows of a channel-mean convention are such rows; every position
+    (``reduce="none"``) or a higher threshold separates them, the channel max rarely does.
+
+    Example:
+        >>> md = ModelData("toy", None, 1.0, np.zeros((2, 1, 1, 1)), np.array([0, 1]),
+        ...                np.array([0, 1]), {"c": jnp.ones((2, 3)), "fc": jnp.eye(2)},
+        ...                None, {}, ("a", "b"))
+        >>> always_active(md), always_active(md, threshold=1.0)
+        (['c'], [])
+    """
+    rows = selected_rows(md, label)
+    _, rates = _mean_and_rate(dict(md.acts), rows, jnp.float32(threshold))
+    return [s for s in md.acts if bool(rows.any()) and bool((rates[s] >= 1.0).all())]
