@@ -2,7 +2,6 @@
 
 import gzip
 import io
-import os
 import struct
 import tarfile
 
@@ -174,31 +173,166 @@ def test_corrupt_archive_leaves_nothing(tmp_path):
     assert not out.exists() or [p.name for p in out.iterdir()] == []
 
 
-def test_download_offline_names_files_and_leaves_nothing(tmp_path, monkeypatch):
-    # An address that refuses at once: this machine has no route to the official servers.
-    monkeypatch.setattr(data, "_MNIST_URL", "http://127.0.0.1:9/mnist/")
-    with pytest.raises(data.DataError, match="offline.*train-images-idx3-ubyte.gz"):
-        data.download("mnist", root=tmp_path, progress=False)
-    assert [p for p in (tmp_path / "mnist").iterdir()] == []
+# ----------------------------------------------------------------- ensure and download
+CLOSED = "http://127.0.0.1:9"  # the discard port, closed here: a real "connection refused"
+MNIST_GZ = [f"{stem}.gz" for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
 
 
-def test_download_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch):
-    source = tmp_path / "served.gz"
-    source.write_bytes(b"not mnist")
-    with pytest.raises(data.DataError, match="does not match"):
-        data._fetch(source.as_uri(), tmp_path / "out" / "file.gz", "0" * 64, progress=False)
-    assert os.listdir(tmp_path / "out") == []
+def _files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_download_keeps_a_verified_file(tmp_path):
-    import hashlib
+def test_offline_ensure_names_every_missing_file_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_MIRROR", CLOSED)
+    root = tmp_path / "root"
+    (root / "mnist").mkdir(parents=True)
+    garbage = root / "mnist" / MNIST_GZ[3]
+    garbage.write_bytes(b"garbage!")
+    with pytest.raises(data.DataError) as caught:
+        data.ensure(("mnist", "released"), root=root, progress=False)
+    message = str(caught.value)
+    assert message.startswith("21 data files could not be downloaded (http://127.0.0.1:9/mnist/"
+                              "train-images-idx3-ubyte.gz: ConnectionRefusedError")
+    for name in MNIST_GZ:
+        assert f"{CLOSED}/mnist/{name}\n    -> {root / 'mnist' / name}  (" in message
+    for relative in data.RELEASED_FILES:
+        assert str(root / "released" / relative) in message
+    assert f"-> {garbage}  (corrupt, to be replaced: SHA-256 " in message and "(8 bytes" in message
+    assert "WORKBENCH_DATA" in message and f"the data root is {root}, given as root" in message
+    assert "`workbench data download mnist` and `workbench data download released`" in message
+    assert _files_under(root) == [f"mnist/{MNIST_GZ[3]}"] and garbage.read_bytes() == b"garbage!"
 
-    source = tmp_path / "served.gz"
-    source.write_bytes(b"payload")
-    digest = hashlib.sha256(b"payload").hexdigest()
-    target = tmp_path / "out" / "file.gz"
-    data._fetch(source.as_uri(), target, digest, progress=False)
-    assert target.read_bytes() == b"payload"
+
+def test_offline_cli_download_names_all_four_mnist_files(tmp_path, monkeypatch, capsys):
+    from workbench import cli
+
+    monkeypatch.setenv("WORKBENCH_MIRROR", CLOSED)
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    assert cli.main(["data", "download", "mnist"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mnist: 4 data files could not be downloaded")
+    assert all(str(tmp_path / "mnist" / name) in err for name in MNIST_GZ)
+    assert "from WORKBENCH_DATA" in err
+
+
+def test_a_corrupt_uncompressed_file_is_named_with_what_to_do(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"12345678")
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte: SHA-256 \w+ does not match "
+                                             r"the published one \(8 bytes.*delete it .*"
+                                             r"workbench data download mnist"):
+        data.ensure(("mnist",), root=tmp_path, progress=False)
+
+
+def test_an_extracted_cifar_folder_is_checked_by_its_sizes(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_CIFAR_PER_FILE", 2)
+    batches = tmp_path / "cifar10" / "cifar-10-batches-bin"
+    batches.mkdir(parents=True)
+    for name in data._CIFAR_BATCHES:
+        (batches / name).write_bytes(b"x" * (2 * 3073))
+    assert data.ensure("cifar10", root=tmp_path, progress=False) == tmp_path  # nothing fetched
+    (batches / "test_batch.bin").write_bytes(b"x" * 3073)
+    with pytest.raises(data.DataError, match=r"test_batch.bin missing or not 6,146 bytes; delete "
+                                             r"the folder and run `workbench data download"):
+        data.ensure(["cifar10"], root=tmp_path, progress=False)
+
+
+def test_unknown_download_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="names: unknown download 'svhn'; choose from"):
+        data.ensure(("mnist", "svhn"), root=tmp_path)
+    with pytest.raises(ValueError, match="unknown download 'svhn'"):
+        data.download("svhn", root=tmp_path)
+
+
+def test_the_default_root_is_the_projects_data_from_any_folder_in_it(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert data.data_root() == tmp_path.resolve() / "data"  # never notebooks/data
+    monkeypatch.setenv("WORKBENCH_DATA", "elsewhere")
+    assert data.data_root() == tmp_path.resolve() / "elsewhere"
+    assert data.data_root(tmp_path / "given") == tmp_path / "given"
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """``served(folder)``: a real HTTP server on a free localhost port serving ``folder``;
+    returns its URL and the list of paths requested so far."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder):
+        requested = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                requested.append(self.path)
+
+        handler = functools.partial(Handler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}", requested
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.real_data
+def test_download_fetches_verifies_and_replaces_a_corrupt_file(data_root, tmp_path, monkeypatch,
+                                                                served):
+    # The real MNIST served over HTTP: gzipped anew (other .gz digests), the same content.
+    url, requested = served(data_root)
+    monkeypatch.setenv("WORKBENCH_MIRROR", url)
+    root = tmp_path / "root"
+    assert data.download("mnist", root=root, progress=False) == root / "mnist"
+    assert sorted(requested) == sorted(f"/mnist/{name}" for name in MNIST_GZ)
+    assert _files_under(root) == sorted(f"mnist/{name}" for name in MNIST_GZ)
+    assert data.download("mnist", root=root, progress=False) == root / "mnist"
+    assert len(requested) == 4  # verified, not fetched again
+    (root / "mnist" / MNIST_GZ[1]).write_bytes(b"garbage!")  # 8 bytes that used to pass
+    data.download("mnist", root=root, progress=False)
+    assert requested[4:] == [f"/mnist/{MNIST_GZ[1]}"]
+    assert data.load("mnist", "train", root=root).labels[:4].tolist() == [5, 0, 4, 1]
+    assert _files_under(root) == sorted(f"mnist/{name}" for name in MNIST_GZ)  # no .part left
+
+
+@pytest.mark.real_data
+def test_a_corrupt_download_leaves_the_old_file_and_nothing_else(data_root, tmp_path,
+                                                                  monkeypatch, served):
+    mirror = tmp_path / "mirror" / "mnist"
+    mirror.mkdir(parents=True)
+    source = (data_root / "mnist" / MNIST_GZ[3]).read_bytes()
+    (mirror / MNIST_GZ[3]).write_bytes(source[:-100])  # truncated on the server
+    url, _ = served(tmp_path / "mirror")
+    monkeypatch.setenv("WORKBENCH_MIRROR", url)
+    root = tmp_path / "root"
+    (root / "mnist").mkdir(parents=True)
+    for name in MNIST_GZ[:3]:
+        (root / "mnist" / name).write_bytes((data_root / "mnist" / name).read_bytes())
+    (root / "mnist" / MNIST_GZ[3]).write_bytes(b"old")
+    with pytest.raises(data.DataError, match=rf"1 data files could not be downloaded\. .*\n  "
+                                             rf"{url}/mnist/{MNIST_GZ[3]}\n    -> .*\({url}/mnist/"
+                                             rf"{MNIST_GZ[3]}: SHA-256 \w+ does not match the "
+                                             rf"published one .*; nothing was saved\)"):
+        data.ensure(root=root, progress=False)
+    assert (root / "mnist" / MNIST_GZ[3]).read_bytes() == b"old"
+    assert _files_under(root) == sorted(f"mnist/{name}" for name in MNIST_GZ)
+
+
+@pytest.mark.real_data
+def test_a_file_url_mirror_serves_the_released_models(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_MIRROR", data_root.resolve().as_uri())
+    root = data.ensure(("released",), root=tmp_path, progress=False)
+    assert _files_under(tmp_path) == sorted(f"released/{r}" for r in data.RELEASED_FILES)
+    assert data.check("released", root=root)["deepxplore"]["Model1.h5"] == 48544
 
 
 # ------------------------------------------------------------------------------- real data

@@ -41,7 +41,7 @@ def test_one_out_dir_from_the_root_and_from_notebooks(project, monkeypatch, cwd)
     out = common.output_dir("figures/quickstart")
     assert out == project / "figures" / "quickstart" and out.is_dir()
     assert common.data_root() == project / "data"
-    assert common.model_cache() == project / "data" / "models"
+    assert common.model_cache() == train.default_cache()  # one per user, not per folder
 
 
 def test_absolute_paths_and_variables_win(project, tmp_path, monkeypatch):

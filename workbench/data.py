@@ -1,7 +1,10 @@
 """MNIST and CIFAR-10: loading from the official files, validation, checksummed downloads.
 
-The root folder is, in order: the ``root`` argument, the ``WORKBENCH_DATA`` environment variable,
-then ``./data``. Below it the files live as the official archives unpack them::
+The root folder is, in order: the ``root`` argument, the ``WORKBENCH_DATA`` environment
+variable, then ``data/`` in the project root (:func:`data_root`). :func:`ensure` verifies the
+files there and downloads what is missing or corrupt (URLs and digests: ``workbench.sources``;
+``$WORKBENCH_MIRROR`` points every download at a mirror). Below the root the files live as the
+official archives unpack them::
 
     <root>/mnist/train-images-idx3-ubyte.gz     (or without .gz; t10k-*, *-labels-* likewise)
     <root>/cifar10/cifar-10-batches-bin/data_batch_1.bin ... test_batch.bin, batches.meta.txt
@@ -28,12 +31,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from workbench import files
+from workbench import files, sources
+from workbench.sources import RELEASED_FILES, RELEASED_SOURCES
 
 __all__ = [
     "DATASETS",
@@ -45,6 +50,7 @@ __all__ = [
     "check",
     "data_root",
     "download",
+    "ensure",
     "load",
     "released_file",
 ]
@@ -53,17 +59,6 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
-_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
-# SHA-256 of the official downloads (the same digests TFDS and Keras publish).
-_MNIST_FILES = {
-    "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
-_CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
-_CIFAR_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
 _CIFAR_DIR = "cifar-10-batches-bin"
 _CIFAR_RECORD = 1 + 32 * 32 * 3
 _CIFAR_PER_FILE = 10_000
@@ -88,10 +83,13 @@ class Dataset(NamedTuple):
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``root``, else ``$WORKBENCH_DATA``, else ``./data``."""
+    """The data folder: ``root``, else ``$WORKBENCH_DATA``, else ``data/`` in the project root
+    (:func:`workbench.files.project_root`: the checkout, from any folder in it, ``notebooks/``
+    included); a relative ``$WORKBENCH_DATA`` is under the project root too."""
     if root is not None:
         return Path(root)
-    return Path(os.environ.get("WORKBENCH_DATA") or "data")
+    path = Path(os.environ.get("WORKBENCH_DATA") or "data")
+    return path if path.is_absolute() else files.project_root() / path
 
 
 def _check_name(name: str, split: str | None = None) -> None:
@@ -170,8 +168,8 @@ def _find(folder: Path, stem: str) -> Path:
     raise DataError(
         f"missing {folder / stem}(.gz). Run `workbench data download mnist` on a machine with "
         f"internet, or put the four official MNIST IDX files "
-        f"({', '.join(s + '.gz' for s in _MNIST_FILES)}) into {folder}, or point WORKBENCH_DATA "
-        f"at a folder that holds mnist/ with them."
+        f"({', '.join(s + '.gz' for s in sources.MNIST_FILES)}) into {folder}, or point "
+        f"WORKBENCH_DATA at a folder that holds mnist/ with them."
     )
 
 
@@ -254,14 +252,14 @@ def _cifar_folder(folder: Path) -> Path:
     if batches.is_dir():
         return batches
     _folder(batches, "the CIFAR-10 binary folder")
-    archive = folder / _CIFAR_ARCHIVE
+    archive = folder / sources.CIFAR_ARCHIVE
     _not_a_directory(archive)
     if archive.is_file():
         extract_tar(archive, folder)
         return batches
     raise DataError(
         f"missing {batches}. Run `workbench data download cifar10` on a machine with internet, "
-        f"or put the official binary archive {_CIFAR_ARCHIVE} (or its extracted folder "
+        f"or put the official binary archive {sources.CIFAR_ARCHIVE} (or its extracted folder "
         f"{_CIFAR_DIR}/) into {folder}. The pickled 'python version' is not read, on purpose."
     )
 
@@ -375,60 +373,208 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, path: Path, sha256: str, *, progress: bool) -> None:
-    """Downloads ``url`` to ``path`` atomically (:func:`workbench.files.atomic_write`), renamed
-    into place only once its SHA-256 matches; on any failure nothing is left behind."""
+_CIFAR_BATCHES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+
+
+class _File(NamedTuple):
+    """A file a download provides: its place under the data root, its URL, its published
+    SHA-256 and, for MNIST, that of its decompressed content."""
+
+    relative: str
+    url: str
+    sha256: str
+    content: str | None = None
+
+
+def _source(relative: str, official: str) -> str:
+    """``official``, or ``$WORKBENCH_MIRROR/<relative>`` when a mirror is set: any folder laid
+    out like a data root, served over HTTP(S) or named by a ``file://`` URL."""
+    mirror = os.environ.get("WORKBENCH_MIRROR")
+    return f"{mirror.rstrip('/')}/{relative}" if mirror else official
+
+
+def _files(name: str) -> list[_File]:
+    if name == "mnist":
+        return [_File(f"mnist/{stem}.gz",
+                      _source(f"mnist/{stem}.gz", f"{sources.MNIST_URL}{stem}.gz"),
+                      digest, sources.MNIST_CONTENT[stem])
+                for stem, digest in sources.MNIST_FILES.items()]
+    if name == "cifar10":
+        relative = f"cifar10/{sources.CIFAR_ARCHIVE}"
+        url = _source(relative, sources.CIFAR_URL + sources.CIFAR_ARCHIVE)
+        return [_File(relative, url, sources.CIFAR_SHA256)]
+    return [_File(f"released/{r}", _source(f"released/{r}", _released_url(r)), digest)
+            for r, digest in RELEASED_FILES.items()]
+
+
+def _verify(path: Path, item: _File) -> str | None:
+    """``None`` when ``path`` holds the published file (for MNIST: or its content, gzipped or
+    not); else what is wrong with it."""
+    digest = _sha256(path)
+    if digest in (item.sha256, item.content):
+        return None
+    if item.content is not None:
+        try:
+            with gzip.open(path) as stream:
+                if hashlib.file_digest(stream, "sha256").hexdigest() == item.content:
+                    return None
+        except (OSError, EOFError, zlib.error):
+            pass
+    return (f"SHA-256 {digest} does not match the published one ({path.stat().st_size:,} bytes: "
+            f"truncated, corrupt or another file)")
+
+
+def _survey(name: str, base: Path) -> tuple[list[tuple[_File, str]], list[str]]:
+    """What a download of ``name`` must fetch, each file with why (missing, or what is wrong
+    with the one there), and the problems a download cannot mend, each with what to do."""
+    fetch, stuck = [], []
+    batches = base / "cifar10" / _CIFAR_DIR
+    if name == "cifar10" and batches.is_dir():  # extracted: the archive's digest cannot apply
+        size = _CIFAR_RECORD * _CIFAR_PER_FILE
+        bad = [f for f in _CIFAR_BATCHES
+               if not (batches / f).is_file() or (batches / f).stat().st_size != size]
+        if bad:
+            stuck.append(f"{batches}: {', '.join(bad)} missing or not {size:,} bytes; delete "
+                         f"the folder and run `workbench data download cifar10`")
+        return fetch, stuck
+    for item in _files(name):
+        path = base / item.relative
+        _not_a_directory(path)
+        plain = path.with_suffix("") if item.content else None  # loaded before <stem>.gz
+        if plain is not None and plain.is_file():
+            if problem := _verify(plain, item):
+                stuck.append(f"{plain}: {problem}; delete it (it is read before {path.name}) "
+                             f"and run `workbench data download {name}`")
+        elif not path.is_file():
+            fetch.append((item, "missing"))
+        elif problem := _verify(path, item):
+            fetch.append((item, f"corrupt, to be replaced: {problem}"))
+    return fetch, stuck
+
+
+class _Unreachable(DataError):
+    """The server cannot be reached: offline, or behind a firewall."""
+
+
+def _fetch(item: _File, path: Path, *, progress: bool) -> None:
+    """Downloads ``item`` to ``path`` with a progress bar, through a temporary file
+    (:func:`workbench.files.atomic_path`) renamed into place, over a corrupt file there, only
+    once :func:`_verify` passes it; on any failure nothing is left and ``path`` is as it was."""
     from tqdm.auto import tqdm
 
     try:
-        with files.atomic_write(path) as out, \
-                urllib.request.urlopen(url, timeout=60) as response:
+        response = urllib.request.urlopen(item.url, timeout=60)
+    except urllib.error.HTTPError as error:
+        raise DataError(f"{item.url}: the server answered {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise _Unreachable(f"{item.url}: {_reason(getattr(error, 'reason', error))}") from None
+    try:
+        with response, files.atomic_path(path) as temporary:
             total = int(response.headers.get("Content-Length") or 0) or None
-            digest = hashlib.sha256()
-            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name,
-                      disable=not progress) as bar:
+            with open(temporary, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                                    desc=path.name, disable=not progress) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
-                    digest.update(block)
                     bar.update(len(block))
-            if digest.hexdigest() != sha256:
-                raise DataError(f"{url}: SHA-256 {digest.hexdigest()} does not match the "
-                                f"published {sha256}; nothing was saved")
-    except (urllib.error.URLError, OSError) as error:
-        raise DataError(
-            f"could not download {url} ({error}). You seem to be offline: fetch it by other means "
-            f"and place it at {path}, or set WORKBENCH_DATA to a folder that holds it."
-        ) from None
+            if problem := _verify(temporary, item):
+                raise DataError(f"{item.url}: {problem}; nothing was saved")
+    except OSError as error:
+        raise DataError(f"{item.url}: the download failed ({_reason(error)}); nothing was "
+                        f"saved") from None
+
+
+def _origin(root) -> str:
+    if root is not None:
+        return "given as root"
+    if os.environ.get("WORKBENCH_DATA"):
+        return "from WORKBENCH_DATA"
+    return "the default, data/ in the project root, as WORKBENCH_DATA is not set"
+
+
+def _not_fetched(failed: list[tuple[str, _File, str]], base: Path, origin: str,
+                 offline: DataError | None) -> str:
+    commands = " and ".join(f"`workbench data download {n}`" for n in dict.fromkeys(
+        n for n, _, _ in failed))
+    lines = "\n".join(f"  {item.url}\n    -> {base / item.relative}  ({why})"
+                      for _, item, why in failed)
+    cause = f" ({offline}): you seem to be offline" if offline else ""
+    return (f"{len(failed)} data files could not be downloaded{cause}. Fetch them by other "
+            f"means ({commands} on a machine with internet, checksums verified) and put each "
+            f"where the arrow points, or set WORKBENCH_DATA to a folder that holds them (the "
+            f"data root is {base}, {origin}):\n{lines}")
+
+
+def ensure(names: Sequence[str] = ("mnist",), *, root: str | os.PathLike | None = None,
+           progress: bool = True) -> Path:
+    """Makes the files of ``names`` ready under the data root: verifies those there, downloads
+    those missing or corrupt, and extracts CIFAR-10.
+
+    Every file is checked against its published SHA-256 (MNIST: or that of its decompressed
+    content, so a copy gzipped anew passes; an extracted CIFAR-10 folder by its files' sizes).
+    A missing or corrupt file is fetched from its official source (or ``$WORKBENCH_MIRROR``, a
+    data root served over HTTP or as ``file://``) with a progress bar into a temporary file,
+    renamed into place only once verified. Offline, the first unreachable server stops the
+    downloads, and one error names every file not fetched, its URL and its place.
+
+    Args:
+        names: what to make ready, from ``DOWNLOADS`` (``"mnist"``, ``"cifar10"``,
+            ``"released"``: the papers' released models).
+        root: the data folder (:func:`data_root`).
+        progress: show a progress bar per download.
+
+    Returns:
+        The data root.
+
+    Raises:
+        ValueError: an unknown name.
+        DataError: files that could not be downloaded, all of them in one message; a problem a
+            download cannot mend (such as a corrupt uncompressed MNIST file), with what to do.
+    """
+    names = (names,) if isinstance(names, str) else tuple(names)
+    for name in names:
+        if name not in DOWNLOADS:
+            raise ValueError(f"names: unknown download {name!r}; choose from {DOWNLOADS}")
+    base = data_root(root)
+    _folder(base, "the data root")
+    fetch, stuck = [], []
+    for name in dict.fromkeys(names):
+        wanted, problems = _survey(name, base)
+        fetch += [(name, item, why) for item, why in wanted]
+        stuck += problems
+    if stuck:
+        raise DataError("data files that a download cannot replace:\n  " + "\n  ".join(stuck))
+    failed, offline = [], None
+    for name, item, why in fetch:
+        if offline is None:
+            try:
+                _fetch(item, base / item.relative, progress=progress)
+                continue
+            except _Unreachable as error:
+                offline = error
+            except DataError as error:
+                why = str(error)
+        failed.append((name, item, why))
+    if failed:
+        raise DataError(_not_fetched(failed, base, _origin(root), offline))
+    if "cifar10" in names and not (base / "cifar10" / _CIFAR_DIR).is_dir():
+        extract_tar(base / "cifar10" / sources.CIFAR_ARCHIVE, base / "cifar10")
+    return base
 
 
 def download(name: str, *, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Downloads a dataset from its official source unless its files are already there.
-
-    ``"released"`` fetches the papers' released models (``RELEASED_FILES``) from the authors'
-    repositories at fixed commits into ``<root>/released/``. Every file is checked against its published SHA-256, written to a temporary file with a
-    progress bar, and renamed into place only when complete.
+    """Makes one download ready (:func:`ensure`): verifies the files there and fetches what is
+    missing or corrupt. ``"released"`` is the papers' released models (``RELEASED_FILES``).
 
     Returns:
         The dataset's (or the released models') folder under the data root.
 
     Raises:
-        DataError: offline (the message names each file and where to put it) or a checksum
-            mismatch; in both cases no partial file is left.
+        DataError: as :func:`ensure`: offline, every missing file in one message; no partial
+            file is ever left.
     """
-    if name == "released":
-        return _download_released(root, progress)
-    _check_name(name)
-    folder = data_root(root) / name
-    if name == "mnist":
-        for stem, digest in _MNIST_FILES.items():
-            if not (folder / stem).is_file() and not (folder / f"{stem}.gz").is_file():
-                _fetch(_MNIST_URL + stem + ".gz", folder / f"{stem}.gz", digest, progress=progress)
-    elif not (folder / _CIFAR_DIR).is_dir():
-        archive = folder / _CIFAR_ARCHIVE
-        if not archive.is_file():
-            _fetch(_CIFAR_URL + _CIFAR_ARCHIVE, archive, _CIFAR_SHA256, progress=progress)
-        extract_tar(archive, folder)
-    return folder
+    if name not in DOWNLOADS:
+        raise ValueError(f"unknown download {name!r}; choose one of {DOWNLOADS}")
+    return ensure((name,), root=root, progress=progress) / name
 
 
 def check(name: str, *, root: str | os.PathLike | None = None) -> dict[str, dict[str, int]]:
@@ -452,53 +598,6 @@ def check(name: str, *, root: str | os.PathLike | None = None) -> dict[str, dict
 
 
 # ------------------------------------------------------------------------------ released models
-# The trained MNIST models the DeepXplore and DeepFault authors published with their code, from
-# their public repositories at fixed commits (raw.githubusercontent.com serves the committed
-# files as they are), with the SHA-256 of each file as published.
-RELEASED_SOURCES = {
-    # Pei et al., DeepXplore (SOSP 2017): peikexin9/deepxplore, folder MNIST/, MIT licence.
-    "deepxplore": "https://raw.githubusercontent.com/peikexin9/deepxplore/7ab6a02/MNIST/",
-    # Eniser et al., DeepFault (FASE 2019): hfeniser/DeepFault, folder neural_networks/, GPL-3.0.
-    "deepfault": "https://raw.githubusercontent.com/hfeniser/DeepFault/7a068e7/neural_networks/",
-}
-RELEASED_FILES = {  # path under <root>/released/ -> SHA-256
-    "deepxplore/Model1.h5":
-        "ad24a291b3b44942b67acedbe85bf6938917d45fda51aef9519ff5143ff08144",
-    "deepxplore/Model2.h5":
-        "e858a1f9e428162ab60584f594b76e3fc2b9853d04bccccb5f6b1332ed9f819c",
-    "deepxplore/Model3.h5":
-        "3c6f7589d67d7189faf036e8edd7af2eee5b68b0247f98a5cf766577590c32ce",
-    "deepfault/mnist_test_model_3_50_leaky_relu.h5":
-        "a43972583d23e527d1bea08dff4272fde905ed059ad6b86467812880642e0cc9",
-    "deepfault/mnist_test_model_3_50_leaky_relu.json":
-        "b3c9cd2b6f62d7bf9f0201d3b82955de832cbc5a5d1d68a39d4b4b8e155cf473",
-    "deepfault/mnist_test_model_3_50_relu.h5":
-        "09a36a4bbf369cd9ce409583eaca6a891a05e08d2e0d6ef5a116a69f819beae9",
-    "deepfault/mnist_test_model_3_50_relu.json":
-        "4dbdd0c76585e99c48b4bff67a0ad67d298ecd5a0c991e4556a0fe74e5e8d0a7",
-    "deepfault/mnist_test_model_5_30_leaky_relu.h5":
-        "2814e9a6f37b96fb9e85847428170396c914ae8b61e7119bcb147a55a47d11cc",
-    "deepfault/mnist_test_model_5_30_leaky_relu.json":
-        "417b05d587632b2033b932e9faba203b5af058c9600c89c96d29522debc579cb",
-    "deepfault/mnist_test_model_5_30_relu.h5":
-        "2fd0a2a6a702faf678988b3beeac5c96c48f7199cc78a68591badd60e127af35",
-    "deepfault/mnist_test_model_5_30_relu.json":
-        "54b92234f16312666deb04373fdccaa3b9c825c5eae0e5eda6d77f00f5a84ff3",
-    "deepfault/mnist_test_model_6_25_leaky_relu.h5":
-        "036b54e944d4f23c64f9cc23b54e4c33b842760dbb211a1cbbb5bdf37e00e1d0",
-    "deepfault/mnist_test_model_6_25_leaky_relu.json":
-        "88a318477e3a896fee98a513533cbbdb3bc0ae875191cff8d6d4f6001cdd7857",
-    "deepfault/mnist_test_model_8_20_leaky_relu.h5":
-        "3ed22f6f22b53e2cf80331700ff0b6baef37889c1c4a91b3bd757e7426223180",
-    "deepfault/mnist_test_model_8_20_leaky_relu.json":
-        "e8065e805b6733ec1591e64a98657c9061d1a3322a1460ad2314995ebfc9bcdf",
-    "deepfault/mnist_test_model_8_20_relu.h5":
-        "95a7cb9653ee11cae87ba771afbecbad17c0723f57c04403e272447daf8c3b14",
-    "deepfault/mnist_test_model_8_20_relu.json":
-        "c197b6ccc4dbdfa7763eacd18babd148dc260c014414a0dfc3b33ec87597d0aa",
-}
-
-
 def _released_url(relative: str) -> str:
     folder, name = relative.split("/", 1)
     return RELEASED_SOURCES[folder] + name
@@ -533,18 +632,6 @@ def released_file(relative: str, *, root: str | os.PathLike | None = None) -> Pa
                         f"({RELEASED_FILES[relative]}): truncated, corrupt or another file. "
                         f"Delete it and run `workbench data download released`.")
     return path
-
-
-def _download_released(root, progress: bool) -> Path:
-    base = data_root(root) / "released"
-    missing = [r for r in RELEASED_FILES if not (base / r).is_file()]
-    for index, relative in enumerate(missing):
-        try:
-            _fetch(_released_url(relative), base / relative, RELEASED_FILES[relative],
-                   progress=progress)
-        except DataError as error:
-            raise DataError(f"{error}\n{_released_help(missing[index:], base)}") from None
-    return base
 
 
 def _check_released(root) -> dict[str, dict[str, int]]:

@@ -1,4 +1,4 @@
-"""Atomic file writes: a file appears complete under its name, or not at all.
+"""Files: atomic writes, and the folders where data and checkpoints live by default.
 
 Downloads, checkpoints and result tables are written through :func:`atomic_write`: the bytes
 go to a temporary file in the destination's own folder (so the final rename never crosses a
@@ -6,6 +6,10 @@ file system), which is flushed to disk and then renamed over the destination wit
 ``os.replace``, atomic on POSIX and Windows. If anything fails before the rename (an exception
 in the caller's ``with`` block, a full disk, an interrupt), the temporary file is removed and
 an existing file at the destination is left as it was.
+
+Default folders: :func:`project_root` (the checkout a relative data root is resolved against)
+and :func:`cache_folder` (one folder per user for what can be fetched or trained again, such as
+model checkpoints).
 
 References:
     The POSIX ``rename`` specification (IEEE Std 1003.1, "rename": the destination names the old
@@ -15,13 +19,57 @@ References:
 import contextlib
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_write"]
+__all__ = ["atomic_path", "atomic_write", "cache_folder", "project_root"]
 
 _MODES = ("wb", "w")
+_MARKERS = ("pyproject.toml", ".git")
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding a
+    ``pyproject.toml`` or ``.git``; ``start`` itself where there is none.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     (Path(folder) / "pyproject.toml").touch()
+        ...     (Path(folder) / "notebooks").mkdir()
+        ...     project_root(Path(folder) / "notebooks") == Path(folder).resolve()
+        True
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in _MARKERS):
+            return folder
+    return here
+
+
+def cache_folder(platform: str | None = None) -> Path:
+    """This user's cache folder for workbench (not created): ``$XDG_CACHE_HOME/workbench``,
+    else ``~/.cache/workbench`` on Linux and other Unix systems; ``~/Library/Caches/workbench``
+    on macOS; ``%LOCALAPPDATA%\\workbench\\Cache`` on Windows (the platforms' conventions: the
+    XDG Base Directory Specification, Apple's File System Programming Guide, Windows' Known
+    Folders). ``platform`` defaults to ``sys.platform``.
+
+    Example:
+        >>> cache_folder("linux").name
+        'workbench'
+    """
+    platform = sys.platform if platform is None else platform
+    home = Path.home()
+    if platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / "workbench" / "Cache"
+    if platform == "darwin":
+        return home / "Library" / "Caches" / "workbench"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache"
+    return base / "workbench"
 
 
 def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:

@@ -2,8 +2,9 @@
 
 Checkpoints hold the model's parameters as a plain nested dict of arrays in Flax's msgpack
 serialisation (``flax.serialization``), which stores data only: loading never runs code.
-They are cached under ``$WORKBENCH_CACHE`` (default ``./data/models``), keyed by model,
-dataset, epochs and seed.
+They are cached in one folder per user, :func:`default_cache` (``$WORKBENCH_CACHE``, else
+``~/.cache/workbench/models`` or the platform's cache folder), keyed by model, dataset, epochs,
+seed and training-set size, so a checkpoint trained from one folder is found from any other.
 
 Recipes (``recipe(name)``) follow the papers: Adam with batch 32 for DeepFault's MNIST networks
 (Eniser et al., FASE 2019, section 5.1), Adam with batch 128 for the LeNets (the DeepXplore
@@ -32,6 +33,7 @@ __all__ = [
     "TrainResult",
     "accuracy",
     "cache_path",
+    "default_cache",
     "load",
     "load_or_train",
     "predict",
@@ -243,6 +245,17 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: validation.Int,
     return model
 
 
+def default_cache() -> Path:
+    """The checkpoint folder used when none is given: ``$WORKBENCH_CACHE`` (a relative one
+    under :func:`workbench.files.project_root`), else ``models/`` in this user's cache folder
+    (:func:`workbench.files.cache_folder`, e.g. ``~/.cache/workbench/models`` on Linux), the
+    same from every working directory."""
+    given = os.environ.get("WORKBENCH_CACHE")
+    if not given:
+        return files.cache_folder() / "models"
+    return Path(given) if Path(given).is_absolute() else files.project_root() / given
+
+
 def cache_path(name: str, dataset: str, *, epochs: validation.Int, seed: validation.Int,
                limit: validation.Int = None,
                cache: str | os.PathLike | None = None) -> Path:
@@ -252,7 +265,7 @@ def cache_path(name: str, dataset: str, *, epochs: validation.Int, seed: validat
     seed = validation.seed(seed)
     if limit is not None:
         limit = validation.positive_int(limit, "limit")
-    folder = Path(cache or os.environ.get("WORKBENCH_CACHE") or Path("data") / "models")
+    folder = Path(cache) if cache else default_cache()
     subset = "" if limit is None else f"-n{limit}"
     return folder / f"{name}-{dataset}-e{epochs}-s{seed}{subset}.msgpack"
 
@@ -344,7 +357,8 @@ def load_or_train(name: str, dataset: str | None = None, *, epochs: validation.I
         epochs: defaults to the model's recipe.
         seed: initialisation and training seed.
         limit: train on the first ``limit`` training examples only (quick runs and tests).
-        cache: checkpoint folder (default ``$WORKBENCH_CACHE`` or ``./data/models``).
+        cache: checkpoint folder (default :func:`default_cache`: ``$WORKBENCH_CACHE``, else
+            this user's cache folder).
         root: data folder (see :func:`workbench.data.load`).
         progress: show a progress bar while training.
 

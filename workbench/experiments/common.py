@@ -10,7 +10,8 @@ opened in JupyterLab from ``notebooks/``. Absolute paths are used as they are.
 
 - figures: ``output_dir(out_dir)``;
 - data: ``$WORKBENCH_DATA``, else ``<root>/data`` (:func:`data_root`);
-- checkpoints: ``$WORKBENCH_CACHE``, else ``<root>/data/models`` (:func:`model_cache`).
+- checkpoints: ``$WORKBENCH_CACHE``, else this user's cache folder, the same from every
+  checkout and folder (:func:`model_cache`, :func:`workbench.train.default_cache`).
 
 **The papers' models.** ``weights="trained"`` trains a zoo model here (or loads its cached
 checkpoint, :func:`workbench.train.load_or_train`); ``weights="released"`` loads the weights the
@@ -22,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from workbench import data, models, stats, train, validation
+from workbench.files import project_root
 
 __all__ = [
     "TRAIN_SIZE",
@@ -38,26 +40,6 @@ __all__ = [
 
 WEIGHTS = ("trained", "released")
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000}  # training images of each dataset
-_MARKERS = ("pyproject.toml", ".git")
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The nearest folder at or above ``start`` (default: the working directory) holding a
-    ``pyproject.toml`` or ``.git``; ``start`` itself where there is none.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     (Path(folder) / "pyproject.toml").touch()
-        ...     (Path(folder) / "notebooks").mkdir()
-        ...     project_root(Path(folder) / "notebooks") == Path(folder).resolve()
-        True
-    """
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if any((folder / marker).exists() for marker in _MARKERS):
-            return folder
-    return here
 
 
 def _under_root(path: str | os.PathLike) -> Path:
@@ -79,9 +61,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def model_cache(cache: str | os.PathLike | None = None) -> Path:
-    """The checkpoint folder: ``cache``, else ``$WORKBENCH_CACHE``, else
-    ``<project root>/data/models``."""
-    return _under_root(cache or os.environ.get("WORKBENCH_CACHE") or Path("data") / "models")
+    """The checkpoint folder: ``cache`` (a relative one under the project root), else
+    :func:`workbench.train.default_cache` (``$WORKBENCH_CACHE``, else one folder per user)."""
+    return _under_root(cache) if cache else train.default_cache()
 
 
 def load_data(name: str, split: str, *, n: int | None = None,
