@@ -1,11 +1,14 @@
 """The ``workbench`` command, run as a user runs it: a subprocess of the installed script."""
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def workbench(*args, data_root, cache, timeout=120):
@@ -33,6 +36,49 @@ def test_help_lists_the_commands(empty):
         assert command in result.stdout
 
 
+def test_help_imports_no_jax_and_shows_no_markup():
+    # Every help text, in one process: none may import JAX (3-4 s) before its command runs.
+    code = """
+import sys
+from workbench import cli
+for args in ([], ["data"], ["train"], ["demo"], ["reproduce"]):
+    try:
+        cli.main([*args, "--help"])
+    except SystemExit:
+        pass
+for args in (["reproduce", "--bogus"], ["demo", "--profile", "paper"]):
+    try:
+        cli.main(args)
+    except SystemExit as exit:
+        assert exit.code == 2
+print("jax" in sys.modules, "flax" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False, env=dict(os.environ, COLUMNS="300"))  # no wrapping
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False False"
+    assert "`" not in result.stdout
+    assert "usage: workbench reproduce" in result.stderr and "usage: workbench demo" in \
+        result.stderr and "unrecognized arguments: --profile paper" in result.stderr
+    for text in ("lenet5", "cifar_gap", "10 on mnist, 40 on cifar10", "(default: 0)",
+                 "(default: quick)", "--update-figures", "passes over the training images"):
+        assert text in result.stdout, text
+
+
+def test_the_help_lists_match_the_zoo_the_recipes_the_data_and_the_notebooks():
+    from workbench import cli, data, models, reproduce, train
+
+    assert {d: set(names) for d, names in cli.ZOO.items()} == {
+        d: {n for n in models.names() if models.dataset_of(n) == d} for d in cli.ZOO}
+    assert sum(map(len, cli.ZOO.values())) == len(models.names())
+    for dataset, names in cli.ZOO.items():
+        assert {train.recipe(n).epochs for n in names} == {cli.RECIPE_EPOCHS[dataset]}
+    assert cli.DOWNLOADS == data.DOWNLOADS
+    text = reproduce.add_arguments(argparse.ArgumentParser()).format_help()
+    for notebook in reproduce.find_notebooks(REPO / "notebooks"):
+        assert notebook.stem in text  # --only's list
+
+
 def test_no_command_is_a_usage_error(empty):
     result = empty()
     assert result.returncode == 2 and "usage: workbench" in result.stderr
@@ -56,7 +102,7 @@ def test_data_rejects_unknown_actions_and_datasets(empty):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((), "the following arguments are required: model"),
+    ((), "the following arguments are required: MODEL"),
     (("lenet1", "--epochs", "two"), "argument --epochs: invalid int value: 'two'"),
     (("lenet1", "--seed", "0.5"), "argument --seed: invalid int value: '0.5'"),
     (("lenet1", "--batch", "3"), "unrecognized arguments: --batch 3"),
@@ -64,7 +110,8 @@ def test_data_rejects_unknown_actions_and_datasets(empty):
 def test_train_argument_errors_are_usage_errors(empty, args, message):
     result = empty("train", *args)
     assert result.returncode == 2
-    assert "usage: workbench" in result.stderr and message in result.stderr
+    # the command's own usage, also for a flag it does not know
+    assert "usage: workbench train" in result.stderr and message in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -19,32 +19,36 @@ Six layers (``ARCHITECTURE.md``), each module one concept:
   ``workbench.plots``, ``workbench.widgets``, ``workbench.reproduce``, ``workbench.cli``.
 """
 
-from workbench import (
-    activations,
-    adversarial,
-    constraints,
-    coverage,
-    data,
-    differential,
-    files,
-    fuzzing,
-    keras,
-    models,
-    mutations,
-    passes,
-    patterns,
-    profiles,
-    retraining,
-    sites,
-    spectra,
-    stats,
-    streaming,
-    surprise,
-    suspiciousness,
-    synthesis,
-    train,
-    validation,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time each module loads on first use
+    from workbench import (
+        activations,
+        adversarial,
+        constraints,
+        coverage,
+        data,
+        differential,
+        files,
+        fuzzing,
+        keras,
+        models,
+        mutations,
+        passes,
+        patterns,
+        profiles,
+        retraining,
+        sites,
+        spectra,
+        stats,
+        streaming,
+        surprise,
+        suspiciousness,
+        synthesis,
+        train,
+        validation,
+    )
 
 __all__ = [
     "activations",
@@ -73,3 +77,20 @@ __all__ = [
     "validation",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Imports a module on first use (PEP 562), so ``workbench --help`` starts without JAX.
+
+    Example:
+        >>> import workbench
+        >>> workbench.coverage.__name__
+        'workbench.coverage'
+    """
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
