@@ -76,3 +76,23 @@ def test_atomic_path_gives_writers_a_name_and_cleans_up_on_failure(tmp_path):
         temporary.write_bytes(b"partial")
         raise OSError("disk full")
     assert target.read_bytes() == b"weights" and names(tmp_path) == ["weights.h5"]
+
+
+def test_cache_folder_follows_each_platforms_convention(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert files.cache_folder("linux") == tmp_path / ".cache" / "workbench"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert files.cache_folder("linux") == tmp_path / "xdg" / "workbench"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # the XDG spec: ignore a relative path
+    assert files.cache_folder("freebsd") == tmp_path / ".cache" / "workbench"
+    assert files.cache_folder("darwin") == tmp_path / "Library" / "Caches" / "workbench"
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
+    assert files.cache_folder("win32") == tmp_path / "Local" / "workbench" / "Cache"
+    assert not (tmp_path / ".cache").exists()  # named, not created
+
+
+def test_project_root_is_the_checkout_from_any_folder_in_it(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "notebooks" / "deep").mkdir(parents=True)
+    assert files.project_root(tmp_path / "notebooks" / "deep") == tmp_path.resolve()

@@ -72,6 +72,27 @@ def test_load_or_train_caches_by_model_epochs_seed(tmp_path, data_root):
         train.load_or_train("lenet1", "cifar10", cache=tmp_path)
 
 
+def test_one_checkpoint_folder_per_user_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    expected = (tmp_path / "xdg" / "workbench" / "models" /
+                "deepfault_3x50_relu-mnist-e1-s0-n10.msgpack")
+    model = models.create("deepfault_3x50_relu")
+    for folder in ("a", "b/notebooks"):
+        (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    path = train.cache_path("deepfault_3x50_relu", "mnist", epochs=1, seed=0, limit=10)
+    assert path == expected
+    train.save(model, path, metadata={"test_accuracy": 0.5, "train_seconds": 1.0})
+    monkeypatch.chdir(tmp_path / "b" / "notebooks")  # elsewhere: the same checkpoint, no data
+    result = train.load_or_train("deepfault_3x50_relu", epochs=1, limit=10,
+                                 root=tmp_path / "no-data-here")
+    assert result.cached and result.test_accuracy == 0.5
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [expected.name]
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "mine"))
+    assert train.default_cache() == tmp_path / "mine"
+
+
 def test_recipes_follow_the_papers():
     assert train.recipe("deepfault_5x30_relu") == train.Recipe(10, 32, 1e-3, False)
     assert train.recipe("lenet5").batch_size == 128
