@@ -50,6 +50,7 @@ from workbench import patterns, profiles, validation
 __all__ = [
     "CRITERIA",
     "init",
+    "input_masks",
     "k_multisection_coverage",
     "neuron_boundary_coverage",
     "neuron_coverage",
@@ -318,6 +319,35 @@ def top_k_neuron_coverage(acts: Acts, *, k: validation.Int, mask: RowMask = None
         Ma et al., "DeepGauge", ASE 2018, section 3.2 (top-k neuron coverage).
     """
     return _masks("tknc", acts, mask, k=k)
+
+
+@functools.partial(jax.jit, static_argnames=("criterion", "k", "minmax_per_input"))
+def _input_masks_jit(values: tuple, shared, sites: tuple, *, criterion, k, minmax_per_input):
+    one = jnp.ones(1, bool)
+    return tuple(jax.vmap(lambda row, site=site: _rule(
+        criterion, row[None], one, shared, site, k=k, minmax_per_input=minmax_per_input))(value)
+        for value, site in zip(values, sites))
+
+
+def input_masks(acts: Acts, *, criterion: str, threshold: Scalar = 0.0,
+                minmax_per_input: bool = True, profile: profiles.Profile | None = None,
+                k: validation.Int = None, std_multiple: Scalar = 0.0
+                ) -> dict[str, Bool[Array, "batch _neurons ..."]]:
+    """What each input covers on its own: ``{site: bool[batch, ...]}``, row ``i`` the masks of
+    ``criterion`` for input ``i`` alone (the criterion's masks are the rows' ``any``). The
+    options are the criterion's, as in :func:`update`. Coverage-based prioritisation
+    (:mod:`workbench.prioritisation`) ranks inputs by these.
+
+    Example:
+        >>> input_masks({"fc": jnp.array([[0.0, 1.0], [2.0, 0.0]])}, criterion="nc",
+        ...             threshold=0.5, minmax_per_input=False)["fc"].tolist()
+        [[False, True], [True, False]]
+    """
+    acts, _, shared, sites, k = _arguments(criterion, acts, None, threshold=threshold,
+                                           std_multiple=std_multiple, profile=profile, k=k)
+    out = _input_masks_jit(tuple(acts.values()), shared, sites, criterion=criterion, k=k,
+                           minmax_per_input=criterion == "nc" and bool(minmax_per_input))
+    return dict(zip(acts, out))
 
 
 # ------------------------------------------------------------------------------- ratios
