@@ -92,11 +92,34 @@ def test_top_activating_highest_first_ties_in_order(md):
     assert explorer.top_activating(md, "a", 0, n=10).tolist() == [2, 0, 3, 1]
 
 
+def test_highest_is_deterministic_and_counts_ties():
+    values = {"a": np.array([1.0, 0.0, 1.0]), "b": np.array([0.5, 1.0])}
+    assert explorer.highest(values) == explorer.Highest("a", 0, 1.0, 3)
+    assert explorer.highest({"a": np.array([0.1, 0.3]), "b": np.array([0.2])}) == (
+        explorer.Highest("a", 1, 0.3, 1))
+    assert explorer.highest({"a": np.zeros(0), "b": np.array([0.2, 0.7])}).site == "b"
+
+
+def test_neuron_activity(md):
+    assert explorer.neuron_activity(md, "a", 0) == explorer.Activity(3, 4, 1.5, False)
+    assert explorer.neuron_activity(md, "a", 1, label=1) == explorer.Activity(1, 2, 3.5, False)
+    assert explorer.neuron_activity(md, "b", 1) == explorer.Activity(0, 4, -0.5, True)
+
+
+def test_always_active_rows(md):
+    assert explorer.always_active(md, threshold=-5.0) == ["a", "b"]
+    assert explorer.always_active(md, threshold=-1.5) == ["a"]
+    assert explorer.always_active(md) == []  # the second input has a[0] = -1, a[1] = 0
+    assert explorer.always_active(md, threshold=0.0, label=0) == ["a"]
+
+
 def test_bad_names_raise(md):
     with pytest.raises(ValueError, match="unknown measure 'nope'"):
         explorer.neuron_values(md, "nope")
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         explorer.load_model_data("nope")
+    with pytest.raises(ValueError, match="reduce"):
+        explorer.load_model_data("lenet5", reduce="sum")
 
 
 @pytest.mark.real_data
