@@ -1,4 +1,5 @@
-"""Shared test set-up: strict JAX numerics, the real data root, and small trained models."""
+"""Shared test set-up: strict JAX numerics, the real data root (fetched first when missing),
+and small trained models."""
 
 import os
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 REPO = Path(__file__).resolve().parent.parent
+REAL_DATA = ("mnist", "cifar10", "released")  # what the tests on real data read
+_not_ready: list[str] = []  # why the real data could not be made ready, when it could not
 
 
 def _real_root() -> Path | None:
@@ -19,12 +22,40 @@ def _real_root() -> Path | None:
     return None
 
 
+def pytest_collection_finish(session):
+    """Before the first test, when any test reads the real data: verify it and download what
+    is missing (``data.ensure``, with its progress bars), into ``$WORKBENCH_DATA`` (else the
+    project's ``data/``). Offline, its one message is printed here and again at the end, and
+    the real-data tests skip if no data is there at all (they run on what there is otherwise)."""
+    if session.config.option.collectonly or not any(
+            "data_root" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from workbench import data
+
+    root = _real_root() or Path(os.environ.get("WORKBENCH_DATA") or REPO / "data")
+    plugins = session.config.pluginmanager
+    with plugins.getplugin("capturemanager").global_and_fixture_disabled():
+        try:
+            data.ensure(REAL_DATA, root=root)
+        except (data.DataError, OSError) as error:
+            _not_ready.append(f"the real data is not ready: {error}")
+            plugins.getplugin("terminalreporter").write_line(_not_ready[0], yellow=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _not_ready:
+        terminalreporter.write_sep("-", "real data")
+        terminalreporter.write_line(_not_ready[0], yellow=True)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The folder holding the real MNIST / CIFAR-10 files; skips the test when there is none."""
     root = _real_root()
     if root is None:
-        pytest.skip("real data not found: set WORKBENCH_DATA to a folder with mnist/ and cifar10/")
+        pytest.skip("the real data could not be downloaded: the message above the summary names "
+                    "every file and where to put it" if _not_ready else
+                    "real data not found: set WORKBENCH_DATA to a folder with mnist/ and cifar10/")
     return root
 
 

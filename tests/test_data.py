@@ -318,7 +318,7 @@ def test_a_corrupt_download_leaves_the_old_file_and_nothing_else(data_root, tmp_
     for name in MNIST_GZ[:3]:
         (root / "mnist" / name).write_bytes((data_root / "mnist" / name).read_bytes())
     (root / "mnist" / MNIST_GZ[3]).write_bytes(b"old")
-    with pytest.raises(data.DataError, match=rf"1 data files could not be downloaded\. .*\n  "
+    with pytest.raises(data.DataError, match=rf"1 data file could not be downloaded\. .*\n  "
                                              rf"{url}/mnist/{MNIST_GZ[3]}\n    -> .*\({url}/mnist/"
                                              rf"{MNIST_GZ[3]}: SHA-256 \w+ does not match the "
                                              rf"published one .*; nothing was saved\)"):

@@ -467,7 +467,10 @@ def _fetch(item: _File, path: Path, *, progress: bool) -> None:
     except urllib.error.HTTPError as error:
         raise DataError(f"{item.url}: the server answered {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
-        raise _Unreachable(f"{item.url}: {_reason(getattr(error, 'reason', error))}") from None
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, FileNotFoundError):  # a file:// mirror without this file
+            raise DataError(f"{item.url}: no such file") from None
+        raise _Unreachable(f"{item.url}: {_reason(reason)}") from None
     try:
         with response, files.atomic_path(path) as temporary:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -498,7 +501,8 @@ def _not_fetched(failed: list[tuple[str, _File, str]], base: Path, origin: str,
     lines = "\n".join(f"  {item.url}\n    -> {base / item.relative}  ({why})"
                       for _, item, why in failed)
     cause = f" ({offline}): you seem to be offline" if offline else ""
-    return (f"{len(failed)} data files could not be downloaded{cause}. Fetch them by other "
+    count = f"{len(failed)} data file" + ("s" if len(failed) > 1 else "")
+    return (f"{count} could not be downloaded{cause}. Fetch them by other "
             f"means ({commands} on a machine with internet, checksums verified) and put each "
             f"where the arrow points, or set WORKBENCH_DATA to a folder that holds them (the "
             f"data root is {base}, {origin}):\n{lines}")
