@@ -2,12 +2,17 @@
 
 The test starts JupyterLab on a free loopback port (no token, isolated config and runtime
 folders), opens the explorer notebook with the CI profile's parameters injected, runs every
-cell, and checks that the widgets render and that choosing another measure redraws the
-heatmap. It skips only where Chromium or Playwright is missing (``.ci/run`` installs both).
+cell, and uses the explorer as a researcher would: it sees "loading" before the set-up ends,
+hovers over the heatmap and reads a cell, clicks it and sees that neuron selected, reads the
+flat-row note, chooses a class (the control never blank), another measure (the heatmap
+redraws), and synthesises (a placeholder, never a broken image, before). It skips, saying how to
+get them, where Chromium (Debian/Ubuntu: ``apt-get install chromium``) or Playwright is missing;
+``.ci/run`` installs both.
 """
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,7 +39,12 @@ KERNEL_IDLE = """() => {
     return kernel && kernel.connectionStatus === "connected" && kernel.status === "idle";
 }"""
 
-pytestmark = [pytest.mark.real_data, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.real_data, pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=(
+        "the explorer's browser test needs Chromium, not installed here: "
+        "`apt-get install chromium` (Debian/Ubuntu; .ci/run installs it)")),
+]
 
 
 def _free_port() -> int:
@@ -102,17 +112,37 @@ def jupyterlab(tmp_path, data_root, model_cache, trained):
         log.close()
 
 
+def _html(page, text: str):
+    return page.locator(".widget-html", has_text=text)
+
+
+def _dropdown(page, description: str):
+    return page.locator(f".widget-dropdown:has(> label:text-is('{description}')) select")
+
+
+def _hover_a_cell(page, canvas) -> tuple[str, int]:
+    """Moves the mouse down the middle of the heatmap until the footer names a cell."""
+    box = canvas.bounding_box()
+    footer = page.locator(".jupyter-matplotlib-footer").first
+    for fraction in (0.55, 0.65, 0.45, 0.75, 0.35, 0.25):
+        page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + fraction * box["height"])
+        for _ in range(20):  # the kernel answers each move with the footer's text
+            match = re.match(r"(\w+)\[(\d+)\]", footer.inner_text())
+            if match:
+                return match.group(1), int(match.group(2))
+            page.wait_for_timeout(250)
+    raise AssertionError("no heatmap cell reported under the mouse")
+
+
 def test_explorer_renders_and_reacts_in_jupyterlab(jupyterlab):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium); "
-                    ".ci/run installs it")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="Playwright is not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser test needs Playwright: pip install playwright "
+        "(uses Debian's Chromium; never `playwright install`)")
     url, tmp_path = jupyterlab
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS)
+            args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1200})
         try:
             page = browser.new_page()
             page.set_default_timeout(120_000)
@@ -123,29 +153,69 @@ def test_explorer_renders_and_reacts_in_jupyterlab(jupyterlab):
             # not awaited: the command's promise settles only when every cell has run
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
-            status = page.locator(".widget-html", has_text="test inputs")
+            # displayed first, set up after: "loading" shows while the model is set up
+            _html(page, "loading lenet5").wait_for()
+            status = _html(page, "test inputs")
             status.wait_for()
             assert "ochiai" in status.inner_text()
-            heatmap = page.locator(".widget-image").first
-            heatmap.wait_for()
-            page.wait_for_function(
-                "() => { const i = document.querySelector('.widget-image');"
-                " return i && i.naturalWidth > 100; }")
-            assert page.locator(".widget-dropdown select").count() >= 5
-            before = heatmap.get_attribute("src")
+            page.locator(".jp-OutputArea-output", has_text="highest ochiai").wait_for()
+            page.wait_for_function(KERNEL_IDLE)
+            canvas = page.locator(".jupyter-matplotlib-canvas-div canvas").first
+            canvas.wait_for()
+            assert canvas.bounding_box()["height"] > 150  # not a thin strip
+            assert _html(page, "one flat colour").count() == 1  # the conv rows explained
 
-            measure = page.locator(".widget-dropdown", has_text="measure").locator("select")
+            # hover names a cell; a click selects it and the panels follow
+            site, index = _hover_a_cell(page, canvas)
+            placeholder = "Press synthesise to raise"
+            page.mouse.down()
+            page.mouse.up()
+            _html(page, f"selected {site}[{index}]").wait_for()
+            _html(page, f"{placeholder} {site}[{index}]").wait_for()
+            assert page.locator(".widget-text input").first.input_value() == str(index)
+
+            # no label cut off, no broken image before "synthesise"
+            button = page.get_by_role("button", name="select the highest")
+            assert button.evaluate("b => b.scrollWidth <= b.clientWidth")
+            measure = _dropdown(page, "measure")
+            assert measure.evaluate("""s => {
+                const c = document.createElement('canvas').getContext('2d');
+                c.font = getComputedStyle(s).font;
+                return [...s.options].every(o => c.measureText(o.text).width + 20 <= s.clientWidth);
+            }""")
+            assert page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea img')]
+                .every(i => i.offsetParent === null || (i.complete && i.naturalWidth > 0))""")
+
+            # the class control: "all classes" shown, then a class, never blank
+            label = _dropdown(page, "class")
+            assert label.evaluate("s => s.options[s.selectedIndex].text") == "all classes"
+            label.select_option(index=4)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.widget-html')].some(e => "
+                "/; \\d+ test inputs/.test(e.innerText) && !e.innerText.includes('; 500 test'))")
+            assert label.evaluate("s => s.options[s.selectedIndex].text").startswith("3")
+
+            # another measure redraws the heatmap
+            before = canvas.evaluate("c => c.toDataURL()")
             measure.select_option(label="KMNC: k-multisection coverage (fraction of k sections)")
+            _html(page, "mean kmnc").wait_for()
+            page.wait_for_function("([c, before]) => c.toDataURL() !== before",
+                                   arg=[canvas.element_handle(), before])
+
+            # synthesis: the placeholder gives way to the seeds and synthesised inputs
+            images = page.locator(".widget-image")
+            shown = images.count()
+            page.get_by_role("button", name="synthesise", exact=True).click()
             page.wait_for_function(
-                "() => [...document.querySelectorAll('.widget-html')]"
-                ".some(e => e.innerText.includes('mean kmnc'))")
-            page.wait_for_function(
-                "(before) => document.querySelector('.widget-image').src !== before", arg=before)
+                "(n) => [...document.querySelectorAll('.widget-image')]"
+                ".filter(i => i.offsetParent !== null && i.naturalWidth > 100).length > n",
+                arg=shown - 1)
+            assert _html(page, placeholder).count() == 0
             errors = page.locator(".jp-OutputArea-output[data-mime-type="
                                   "'application/vnd.jupyter.stderr']")
             assert "Traceback" not in " ".join(errors.all_inner_texts())
         except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))  # kept with the test's tmp_path
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
         finally:
             browser.close()

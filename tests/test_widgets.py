@@ -186,8 +186,11 @@ def test_selected_marker_and_hidden_layer(explorer):
     ax = explorer._axes
     outlines = [p for p in ax.patches if p.get_xy() == (3.5, 2.5)]
     assert max(p.get_linewidth() for p in outlines) >= 5.0  # more than a thin line
+    size = tuple(explorer.figure.get_size_inches())
     explorer.layers.value = ("conv1", "fc1")
     assert "selected fc2[4] is in a hidden layer" in explorer._axes.get_title()
+    explorer.layers.value = ("fc1",)
+    assert tuple(explorer.figure.get_size_inches()) == size  # one row fills it, no thin strip
     assert "its layer is hidden" in explorer.selection.value
     with pytest.raises(ValueError, match="index must be in"):
         explorer.select("fc2", 84)
