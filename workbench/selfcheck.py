@@ -189,7 +189,7 @@ def neurons(name: str, value: Any, *, expected: Iterable[Any], ordered: Any = Fa
     if (missing := _unanswered(name, value)) is not None:
         return missing
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return Check(name, False, f"expected a list of neurons, got {type(value).__name__}")
+        return Check(name, False, f"expected a list, got {type(value).__name__}")
     try:
         got = [tuple(v) if isinstance(v, (list, tuple)) else v for v in value]
         got = [(str(v[0]), int(v[1])) if isinstance(v, tuple) and len(v) == 2 else v for v in got]
@@ -197,13 +197,13 @@ def neurons(name: str, value: Any, *, expected: Iterable[Any], ordered: Any = Fa
         want = [(str(v[0]), int(v[1])) if isinstance(v, tuple) and len(v) == 2 else v
                 for v in want]
         if len(got) != len(want):
-            return Check(name, False, f"expected {len(want)} neurons, got {len(got)}")
+            return Check(name, False, f"expected {len(want)} entries, got {len(got)}")
         if ordered:
             wrong = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
             if wrong:
                 return Check(name, False, f"the order differs from position {wrong[0]} on "
                                           f"(sort by score, highest first)")
-            return Check(name, True, f"{len(got)} neurons, in the right order")
+            return Check(name, True, f"{len(got)} entries, in the right order")
         right = set(got) & set(want)
         if len(right) != len(set(want)):
             absent = sorted(set(want) - set(got), key=str)
@@ -213,4 +213,4 @@ def neurons(name: str, value: Any, *, expected: Iterable[Any], ordered: Any = Fa
                                       f"{len(absent)} expected ones are missing, e.g. {shown}")
     except (TypeError, ValueError, IndexError) as error:  # a hint, not a traceback
         return Check(name, False, f"could not read your neurons as (site, index) pairs ({error})")
-    return Check(name, True, f"the {len(got)} expected neurons")
+    return Check(name, True, f"the {len(got)} expected entries")
