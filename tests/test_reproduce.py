@@ -219,13 +219,6 @@ def test_undeclared_parameter_fails_that_notebook_before_it_runs(folder):
     assert "the profile sets ['typo'], which its parameters cell does not declare" in report
 
 
-def test_collect_results_renders_paper_tables(tmp_path):
-    (tmp_path / "t.csv").write_text("k,paper,ours\n1,0.25,0.5\n2,n/a,0.1\n")
-    text = reproduce.collect_results(tmp_path)
-    assert text.splitlines()[2:] == ["| k | paper | ours | ours - paper |", "| --- | --- | --- | --- |",
-                                     "| 1 | 0.25 | 0.5 | +0.25 |", "| 2 | n/a | 0.1 |  |"]
-
-
 @pytest.mark.parametrize("profile", ["quick", "paper", "ci"])
 def test_shipped_profiles_name_only_declared_parameters(profile):
     loaded = reproduce.load_profile(profile, notebooks_dir=REPO / "notebooks")
@@ -311,24 +304,3 @@ def test_a_dead_kernel_is_reported_with_its_last_output(folder):
     report = (folder / "run" / "REPRODUCTION.md").read_text()
     assert "DeadKernelError" in report
     assert "The kernel's last output (dies.kernel.log):" in report and "last words" in report
-
-
-def test_the_quick_profile_is_labelled_as_reduced_sizes(folder):
-    text = reproduce.render_report([], profile="quick", figures_dir=folder, run_dir=folder,
-                                   date="today", versions={})
-    assert "**Quick profile: reduced sizes" in text and "not comparable with the papers'" in text
-
-
-def test_headlines_name_the_row_and_its_measured_value(tmp_path):
-    (tmp_path / "results.md").write_text(
-        "| claim | setting | published | measured | verdict |\n| --- | --- | --- | --- | --- |\n"
-        "| test accuracy | released | 96.6% | 96.63% | reproduced |\n"
-        "| a \\| b | | 1 | 2 | partly |\n")
-    assert reproduce.headlines(tmp_path) == ["test accuracy (released): 96.63% [reproduced]",
-                                             "a | b: 2 [partly]"]
-    (tmp_path / "results.md").write_text(
-        "| model | site | dead |\n|---|---|---|\n" + "| lenet5 | fc1 | 26 |\n" * 7)
-    lines = reproduce.headlines(tmp_path, limit=5, width=20)
-    assert lines[0] == "lenet5: site fc1,..." and len(lines) == 6
-    assert lines[-1] == "... 2 more rows in the report"
-    assert reproduce.headlines(tmp_path / "nothing") == []

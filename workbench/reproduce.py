@@ -11,29 +11,17 @@ Each notebook in ``notebooks/`` is executed with the parameters of a profile, a 
 
 A parameter named for a notebook that its ``parameters`` cell does not declare is a mistake
 (papermill would only warn) and fails that notebook before it runs. Every notebook that declares
-``out_dir`` gets ``figures/<notebook>/`` as an absolute path.
+``out_dir`` gets ``<run folder>/figures/<notebook>/`` as an absolute path.
 
 Folders follow the one path convention of :mod:`workbench.experiments.common`: ``notebooks/``,
-``figures/``, ``runs/`` and the data root (``$WORKBENCH_DATA``, else ``data/``) are under the
-project root, the nearest folder at or above the working directory with a ``pyproject.toml`` or
-``.git`` (else the working directory), so the command works from an installed package too.
+``figures/``, ``runs/`` and the data root are under the project root
+(:func:`workbench.files.project_root`), so the command works from an installed package too.
 
 A run writes only into its run folder, ``runs/<timestamp>/`` (ignored by git; ``--out``
-chooses another): the executed notebooks, each notebook's figures and tables in
-``figures/<notebook>/`` below it (the ``out_dir`` every notebook that declares it gets, as an
-absolute path), and the report ``REPRODUCTION.md``. A failing notebook is reported with its cell
-and error, and the others still run. The report collects, for each notebook that ran, what it
-wrote in this run:
-
-- ``results.md``: the notebook's short results table (the last step of every notebook), included
-  verbatim;
-- every ``*.csv`` with a ``paper`` column: a reproduced table, the paper's value next to ours
-  (columns ``paper``, ``ours`` and, over several seeds, ``spread``), rendered as Markdown with
-  ``ours - paper`` added where both are numbers;
-
-together with the run's parameters, the versions of Python, JAX, Flax and Optax, the date and the
-git commit. A failed notebook's section gives its error and no tables: a report shows only what
-its own run produced.
+chooses another): the executed notebooks, their figures and tables in ``figures/<notebook>/``
+below it, and the report ``REPRODUCTION.md`` (:mod:`workbench.report`: only what this run
+produced). A failing notebook is reported with its cell and error, and the others still run.
+The run ends by printing every notebook's headline numbers and where everything is.
 
 The committed figures change only on purpose: ``--update-figures`` copies the figures of every
 notebook that ran into ``figures/`` (the quick profile's) or ``figures/<profile>/`` (any other
@@ -53,69 +41,34 @@ line (:func:`load_profile`).
 
 import argparse
 import contextlib
-import csv
 import datetime
 import os
-import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import NamedTuple
 
 import yaml
 
 from workbench import files
+from workbench.report import Outcome, render_report, shown, summary, versions
 
 __all__ = [
-    "PROFILES",
     "Outcome",
     "add_arguments",
-    "collect_results",
     "execute",
     "find_notebooks",
-    "headlines",
     "load_profile",
     "main",
     "notebook_parameters",
-    "render_report",
     "run",
-    "versions",
     "writable_folder",
 ]
 
-PROFILES = ("quick", "paper")
 DEFAULTS_KEY = "defaults"
 REPORT = "REPRODUCTION.md"
-# What a shipped profile's numbers are; printed with its report and its headline numbers.
-PROFILE_NOTES = {
-    "quick": ("Quick profile: reduced sizes (fewer training images, epochs, seeds and runs than "
-              "the papers; notebooks/profiles/quick.yml), for a laptop CPU in minutes. Its numbers "
-              "show what each notebook measures; they are not comparable with the papers' "
-              "(`--profile paper`)."),
-    "ci": "CI profile: toy sizes for the test suite; the numbers mean nothing.",
-}
-
-
-class Outcome(NamedTuple):
-    """What happened to one notebook."""
-
-    name: str
-    ok: bool
-    seconds: float
-    output: Path  # the executed copy
-    parameters: dict
-    cell: int | None = None  # index of the failing cell in the executed copy
-    exec_count: int | None = None  # its "In [n]"
-    source: str = ""  # its source
-    error: str = ""  # "ErrorName: message"
-
-
 def load_profile(profile: str | os.PathLike, *, notebooks_dir: str | os.PathLike) -> dict:
     """Reads a profile: a name (``notebooks_dir/profiles/<name>.yml``) or a path to a YAML file.
 
@@ -224,11 +177,6 @@ def notebook_parameters(notebook: str | os.PathLike, profile: dict, *,
     return chosen
 
 
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
 def _kernel_manager(log: Path):
     """A kernel manager class whose kernels write their own output (ipykernel's log lines, such as
     "KeyboardInterrupt caught in kernel" when it is stopped after the last cell) to ``log``."""
@@ -291,184 +239,6 @@ def execute(notebook: str | os.PathLike, output: str | os.PathLike, parameters: 
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     return Outcome(notebook.stem, True, time.perf_counter() - start, output, parameters)
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    from workbench import stats
-
-    return stats.markdown_table([dict(zip(header, row)) for row in rows], header)
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def _csv_table(path: Path) -> str:
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    header, body = rows[0], [row + [""] * (len(rows[0]) - len(row)) for row in rows[1:]]
-    if "paper" in header and "ours" in header:
-        paper, ours = header.index("paper"), header.index("ours")
-        header = header + ["ours - paper"]
-        for row in body:
-            p, o = _number(row[paper]), _number(row[ours])
-            row.append("" if p is None or o is None else f"{o - p:+.4g}")
-    return _markdown_table(header, body)
-
-
-def collect_results(folder: str | os.PathLike) -> str:
-    """The Markdown of one notebook's results in ``folder`` (see the module docstring)."""
-    folder = Path(folder)
-    parts = []
-    summary = folder / "results.md"
-    if summary.is_file():
-        parts.append(summary.read_text().strip())
-    for path in sorted(folder.glob("*.csv")):
-        with path.open(newline="") as handle:
-            header = next(csv.reader(handle), [])
-        if "paper" in header:
-            parts.append(f"**{path.stem}** (`{path.name}`)\n\n{_csv_table(path)}")
-    return "\n\n".join(parts)
-
-
-def _markdown_rows(text: str) -> list[dict[str, str]]:
-    """The rows of the first Markdown table in ``text``, as ``{column: cell}``."""
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
-    cells = [[cell.strip().replace("\\|", "|")
-              for cell in re.split(r"(?<!\\)\|", line.strip("|"))] for line in lines]
-    if len(cells) < 2:
-        return []
-    return [dict(zip(cells[0], row)) for row in cells[2:]]
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
-
-
-def headlines(folder: str | os.PathLike, *, limit: int = 5, width: int = 100) -> list[str]:
-    """The first ``limit`` rows of ``folder/results.md`` as one line each: what the row is about
-    (its first column, and its ``setting``), then its measured value (the ``ours``,
-    ``measured`` or ``value`` column, and the ``verdict``) or else its other cells; a last line
-    counts the rows left out.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = (Path(folder) / "results.md").write_text(
-        ...         "| quantity | value |\\n| --- | --- |\\n| test accuracy | 0.97 |\\n")
-        ...     headlines(folder)
-        ['test accuracy: 0.97']
-    """
-    path = Path(folder) / "results.md"
-    rows = _markdown_rows(path.read_text(errors="replace")) if path.is_file() else []
-    lines = []
-    for row in rows[:limit]:
-        columns = list(row)
-        about = row[columns[0]] + (f" ({row['setting']})" if row.get("setting") else "")
-        value = next((row[c] for c in ("ours", "measured", "value") if c in row), None)
-        if value is None:
-            value = ", ".join(f"{c} {row[c]}" for c in columns[1:] if row[c])
-        elif row.get("verdict"):
-            value += f" [{row['verdict']}]"
-        lines.append(_clip(f"{about}: {value}", width))
-    if len(rows) > limit:
-        lines.append(f"... {len(rows) - limit} more rows in the report")
-    return lines
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages the results depend on, the platform and the commit."""
-    found = {"python": platform.python_version()}
-    for package in ("jax", "jaxlib", "flax", "optax", "numpy", "workbench"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    found["platform"] = platform.platform()
-    from workbench.experiments import common
-
-    try:
-        found["commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=common.project_root(),
-            capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        found["commit"] = "unknown"
-    return found
-
-
-def _shown(path) -> str:
-    """``path`` relative to the project root when it lies inside it: committed reports hold no
-    machine paths."""
-    from workbench.experiments.common import project_root
-
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
-def hardware() -> str:
-    """The machine a run used, in a few words: processor, cores, JAX's devices.
-
-    Example:
-        >>> "cores" in hardware()
-        True
-    """
-    import jax
-
-    kinds = sorted({d.device_kind for d in jax.devices()})
-    return (f"{platform.machine()} {platform.processor() or 'CPU'}, {os.cpu_count()} cores; "
-            f"JAX devices: {jax.device_count()} x {', '.join(kinds)}")
-
-
-def render_report(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Path,
-                  run_dir: Path, date: str, versions: dict[str, str],
-                  notes: Sequence[str] = (), only: Sequence[str] = ()) -> str:
-    """The text of ``REPRODUCTION.md`` (``only``: the ``--only`` names of a partial run).
-
-    ``figures_dir`` is the run's own figures folder: tables come from there, and only for the
-    notebooks that ran; a failed notebook's section gives its error instead.
-    """
-    failed = [o for o in outcomes if not o.ok]
-    command = " ".join([f"--profile {profile}", *(f"--only {name}" for name in only)])
-    lines = [
-        "# Reproduction report", "",
-        (f"Generated by `workbench reproduce {command}` on {date}; "
-         f"executed notebooks in `{_shown(run_dir)}`."), "",
-    ]
-    if profile in PROFILE_NOTES:
-        lines += [f"**{PROFILE_NOTES[profile]}**", ""]
-    lines += [
-        f"Hardware: {hardware()}.", "",
-        f"**{len(outcomes) - len(failed)} of {len(outcomes)} notebooks ran**"
-        + (f"; failed: {', '.join(o.name for o in failed)}." if failed else "."), "",
-        _markdown_table(["notebook", "status", "seconds", "executed copy"],
-                        [[o.name, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}",
-                          _shown(o.output)] for o in outcomes]), "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
-    ]
-    lines += [f"> {note}" for note in notes] + ([""] if notes else [])
-    for outcome in outcomes:
-        lines += [f"## {outcome.name}", ""]
-        if outcome.parameters:
-            lines += ["Parameters: " + ", ".join(
-                f"`{k}={v!r}`" for k, v in outcome.parameters.items() if k != "out_dir") + ".",
-                ""]
-        if not outcome.ok:
-            where = ("before any cell ran" if outcome.cell is None else
-                     f"in cell {outcome.cell} (`In [{outcome.exec_count}]`: "
-                     f"`{_first_line(outcome.source)}`)")
-            lines += [f"**Failed** {where}:", "", "```", outcome.error, "```", "",
-                      "_No tables: this notebook did not finish in this run._", ""]
-            continue
-        results = collect_results(figures_dir / outcome.name)
-        lines += [results if results else "_No results written to "
-                  f"`{_shown(figures_dir / outcome.name)}/`._", ""]
-    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -535,22 +305,6 @@ def _publish(source: Path, target: Path) -> list[str]:
             handle.write((source / relative).read_bytes())
     return sorted(str(p.relative_to(target)) for p in target.rglob("*")
                   if p.is_file() and p.relative_to(target) not in produced)
-
-
-def _print_summary(outcomes: Sequence[Outcome], *, profile: str, figures_dir: Path) -> None:
-    """The headline numbers of every notebook, on stdout."""
-    print(f"\nHeadline numbers ({PROFILE_NOTES.get(profile, f'profile {profile}').split(':')[0]}"
-          + ("; reduced sizes, not comparable with the papers" if profile == "quick" else "")
-          + "):")
-    for outcome in outcomes:
-        if not outcome.ok:
-            where = "" if outcome.cell is None else f" in cell {outcome.cell}"
-            print(f"  {outcome.name}: FAILED{where} ({outcome.seconds:.0f} s): "
-                  f"{_clip(_first_line(outcome.error), 90)}")
-            continue
-        print(f"  {outcome.name} ({outcome.seconds:.0f} s)")
-        for line in headlines(figures_dir / outcome.name) or ["(no results table)"]:
-            print(f"    {line}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -627,9 +381,9 @@ def run(args: argparse.Namespace) -> int:
     failed = [o.name for o in outcomes if not o.ok]
     with files.atomic_write(run_dir / REPORT, "w") as handle:
         handle.write(report)
-    _print_summary(outcomes, profile=profile_name, figures_dir=figures_dir)
-    print(f"\nReport: {_shown(run_dir / REPORT)}\nFigures and tables: {_shown(figures_dir)}/"
-          f"\nExecuted notebooks: {_shown(run_dir)}/")
+    print("\n" + "\n".join(summary(outcomes, profile=profile_name, figures_dir=figures_dir)))
+    print(f"\nReport: {shown(run_dir / REPORT)}\nFigures and tables: {shown(figures_dir)}/"
+          f"\nExecuted notebooks: {shown(run_dir)}/")
     if target is not None:
         _update_figures(outcomes, figures_dir, target, report,
                         whole=not failed and not partial, partial=partial)
@@ -644,21 +398,21 @@ def _update_figures(outcomes: Sequence[Outcome], figures_dir: Path, target: Path
     run in which every notebook ran; says what it left as it was."""
     for outcome in outcomes:
         if not outcome.ok:
-            print(f"{_shown(target / outcome.name)}/ kept as it was: {outcome.name} failed")
+            print(f"{shown(target / outcome.name)}/ kept as it was: {outcome.name} failed")
             continue
         source = figures_dir / outcome.name
         if not source.is_dir():
             continue
         older = _publish(source, target / outcome.name)
-        print(f"Updated {_shown(target / outcome.name)}/"
+        print(f"Updated {shown(target / outcome.name)}/"
               + (f" (not produced by this run, left as they were: {', '.join(older)})"
                  if older else ""))
     if whole:
         with files.atomic_write(target / REPORT, "w") as handle:
             handle.write(report)
-        print(f"Updated {_shown(target / REPORT)}")
+        print(f"Updated {shown(target / REPORT)}")
     else:
-        print(f"{_shown(target / REPORT)} kept as it was: "
+        print(f"{shown(target / REPORT)} kept as it was: "
               + ("a partial run (--only)" if partial else "a failed run"))
 
 
