@@ -11,14 +11,64 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def workbench(*args, data_root, cache, timeout=120):
+def workbench(*args, data_root, cache, timeout=120, cwd=None, **env):
     """Runs ``workbench ARGS`` (the venv's script, else ``python -m workbench.cli``)."""
     script = Path(sys.executable).with_name("workbench")
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "workbench.cli"]
     env = dict(os.environ, WORKBENCH_DATA=str(data_root), WORKBENCH_CACHE=str(cache),
-               JAX_PLATFORMS="cpu")
+               JAX_PLATFORMS="cpu", **env)
     return subprocess.run([*command, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, cwd=cwd)
+
+
+def _tiny_notebooks(folder: Path) -> Path:
+    """A notebooks folder with one notebook that writes a results table, and a quick profile."""
+    import nbformat
+
+    (folder / "profiles").mkdir(parents=True)
+    (folder / "profiles" / "quick.yml").write_text("tiny:\n  n: 4\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    parameters = nbformat.v4.new_code_cell('n = 1\nout_dir = "unused"')
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters, nbformat.v4.new_code_cell(
+        "from pathlib import Path\nout = Path(out_dir); out.mkdir(parents=True)\n"
+        "(out / 'results.md').write_text(f'| quantity | value |\\n|---|---|\\n| n | {n} |\\n')")]
+    nbformat.write(nb, folder / "tiny.ipynb")
+    return folder
+
+
+@pytest.mark.real_data
+def test_demo_checks_the_data_runs_the_quick_profile_and_prints_the_results(data_root,
+                                                                            tmp_path):
+    notebooks = _tiny_notebooks(tmp_path / "notebooks")
+    result = workbench("demo", "--notebooks", str(notebooks), "--no-progress",
+                       data_root=data_root, cache=tmp_path / "models", cwd=tmp_path,
+                       timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Data: mnist, released verified in" in result.stderr
+    assert "Headline numbers (Quick profile; reduced sizes" in result.stdout
+    assert "  tiny (" in result.stdout and "    n: 4" in result.stdout
+    [run] = (tmp_path / "runs").iterdir()  # the project root here is tmp_path
+    assert f"Report: runs/{run.name}/REPRODUCTION.md" in result.stdout
+    assert f"Figures and tables: runs/{run.name}/figures/" in result.stdout
+    assert "jupyter lab notebooks/explorer.ipynb" in result.stdout
+    assert not (tmp_path / "figures").exists()  # the committed figures: only on purpose
+    for noise in ("without encryption", "KeyboardInterrupt", "Traceback"):
+        assert noise not in result.stderr + result.stdout
+
+
+def test_demo_offline_says_so_before_any_notebook_runs(tmp_path):
+    notebooks = _tiny_notebooks(tmp_path / "notebooks")
+    (tmp_path / "data").mkdir()
+    result = workbench("demo", "--notebooks", str(notebooks), "--out", str(tmp_path / "run"),
+                       data_root=tmp_path / "data", cache=tmp_path / "models",
+                       WORKBENCH_MIRROR="http://127.0.0.1:9")  # closed: connection refused
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "train-images-idx3-ubyte" in result.stderr and "t10k-labels-idx1-ubyte" in \
+        result.stderr  # every missing file named
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture()

@@ -79,17 +79,15 @@ def _train(args) -> int:
 
 def _ensure_data(names: tuple[str, ...], progress: bool) -> int:
     """Fetches or verifies the data the notebooks read, before any notebook runs (``0``), or
-    prints why it cannot (``1``)."""
+    prints why it cannot, offline naming every file and where it goes (``1``)."""
     from workbench import data
 
-    ensure = getattr(data, "ensure", None)
-    if ensure is None:
-        return 0
     try:
-        ensure(names, progress=progress)
+        root = data.ensure(names, progress=progress)
     except data.DataError as error:
         print(f"workbench: {error}", file=sys.stderr)
         return 1
+    print(f"Data: {', '.join(names)} verified in {root}", file=sys.stderr)
     return 0
 
 
