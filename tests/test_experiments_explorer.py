@@ -86,6 +86,26 @@ def test_ochiai_on_one_class(md):
         np.testing.assert_allclose(values[site], expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("measure", list(explorer.measure_names()))
+def test_every_measure_gives_one_finite_number_per_neuron(md, measure):
+    values = explorer.neuron_values(md, measure, threshold=0.5)
+    assert {s: v.shape for s, v in values.items()} == {"a": (3,), "b": (2,)}
+    assert all(np.isfinite(v).all() for v in values.values())
+
+
+def test_dstar_matches_numpy(md):
+    values = explorer.neuron_values(md, "dstar", threshold=0.5)
+    passed = PREDICTIONS == LABELS
+    for site, value in TEST.items():
+        hit = value > 0.5
+        a_f, a_s = (hit & ~passed[:, None]).sum(0), (hit & passed[:, None]).sum(0)
+        n_f = (~hit & ~passed[:, None]).sum(0)
+        den = a_s + n_f
+        expected = np.where(den > 0, a_f ** 3 / np.where(den > 0, den, 1),
+                            np.where(a_f > 0, a_f ** 3 + 1.0, 0.0))
+        np.testing.assert_allclose(values[site], expected, rtol=1e-6)
+
+
 def test_top_activating_highest_first_ties_in_order(md):
     assert explorer.top_activating(md, "b", 0, n=3).tolist() == [0, 2, 3]
     assert explorer.top_activating(md, "a", 1, n=2, label=1).tolist() == [3, 1]

@@ -155,7 +155,7 @@ def test_explorer_renders_and_reacts_in_jupyterlab(jupyterlab):
 
             # displayed first, set up after: "loading" shows while the model is set up
             _html(page, "loading lenet5").wait_for()
-            status = _html(page, "test inputs")
+            status = _html(page, "test accuracy")
             status.wait_for()
             assert "ochiai" in status.inner_text()
             page.locator(".jp-OutputArea-output", has_text="highest ochiai").wait_for()
