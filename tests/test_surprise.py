@@ -151,3 +151,81 @@ def test_lsa_grouped_by_class_with_unbalanced_odd_labels():
     only_one = surprise.likelihood_surprise(train, train_c, test[:3], np.full(3, 2, np.int32))
     np.testing.assert_allclose(only_one, np_lsa(train, train_c, test[:3], np.full(3, 2)),
                                rtol=1e-4, atol=1e-3)
+
+
+def np_mdsa(train, train_c, test, test_c, shrinkage=0.0):
+    """Kim et al. 2020's MDSA with SciPy's pseudo-inverse, one test input at a time."""
+    from scipy import linalg
+    out = []
+    for x, c in zip(test.astype(np.float64), test_c):
+        members = train[train_c == c].astype(np.float64)
+        cov = np.cov(members, rowvar=False, ddof=0)
+        d = cov.shape[0]
+        cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
+        diff = x - members.mean(axis=0)
+        rtol = d * np.finfo(np.float32).eps  # pinvh's default for float32 traces
+        out.append(np.sqrt(diff @ linalg.pinvh(cov, rtol=rtol) @ diff))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 0.3])
+def test_mdsa_matches_numpy(shrinkage):
+    train, train_c = clustered(12, 300)
+    test, test_c = clustered(13, 37)
+    got = surprise.mahalanobis_surprise(train, train_c, test, test_c, shrinkage=shrinkage,
+                                        chunk_size=8)
+    np.testing.assert_allclose(got, np_mdsa(train, train_c, test, test_c, shrinkage),
+                               rtol=1e-4)
+    squared = surprise.mahalanobis_surprise(train, train_c, test, test_c, shrinkage=shrinkage,
+                                            squared=True)
+    np.testing.assert_allclose(squared, np.asarray(got) ** 2, rtol=1e-4)
+
+
+def test_mdsa_pseudo_inverse_on_a_singular_covariance():
+    train, train_c = clustered(14, 200, d=2)
+    train = np.concatenate([train, train.sum(axis=1, keepdims=True),
+                            np.zeros((200, 1), np.float32)], axis=1)  # dependent, dead
+    test, test_c = clustered(15, 10, d=2)
+    test = np.concatenate([test, test.sum(axis=1, keepdims=True), np.zeros((10, 1),
+                                                                          np.float32)], axis=1)
+    got = surprise.mahalanobis_surprise(train, train_c, test, test_c)
+    np.testing.assert_allclose(got, np_mdsa(train, train_c, test, test_c), rtol=1e-3)
+    # The pseudo-inverse sees only the directions the class varies in: the 2-d distance.
+    np.testing.assert_allclose(got, np_mdsa(train[:, :2], train_c, test[:, :2], test_c),
+                               rtol=1e-3)
+
+
+def test_multimodal_lsa_is_lsa_per_mode():
+    """Two far blobs per class: the k-means modes are the blobs, and the values are SciPy's
+    KDE of each (class, blob)."""
+    train, train_c = clustered(16, 400, d=2, classes=2)
+    blob = (np.arange(400) % 2).astype(np.int32)
+    train = train + 40.0 * blob[:, None]
+    test, test_c = clustered(17, 30, d=2, classes=2)
+    test_blob = (np.arange(30) % 2).astype(np.int32)
+    test = test + 40.0 * test_blob[:, None]
+    got = surprise.multimodal_likelihood_surprise(train, train_c, test, test_c, modes=2,
+                                                  key=jax.random.key(0))
+    want = np_lsa(train, train_c * 2 + blob, test, test_c * 2 + test_blob)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    one = surprise.multimodal_likelihood_surprise(train, train_c, test, test_c, modes=1,
+                                                  key=jax.random.key(0))
+    np.testing.assert_allclose(one, surprise.likelihood_surprise(train, train_c, test, test_c),
+                               rtol=1e-6)
+
+
+def test_surprise_buckets_per_input_and_coverage_over_each_measure():
+    b = surprise.surprise_buckets(np.array([0.0, 0.6, 1.0, 3.0, np.inf]), upper=1.0, k=2)
+    assert b.tolist() == [[True, False], [False, True], [False, True], [False, False],
+                          [False, False]]
+    train, train_c = clustered(18, 200)
+    test, test_c = clustered(19, 20)
+    for values in (surprise.mahalanobis_surprise(train, train_c, test, test_c),
+                   surprise.multimodal_likelihood_surprise(train, train_c, test, test_c,
+                                                           key=jax.random.key(1))):
+        upper = float(np.max(values))
+        mask = surprise.surprise_coverage(values, upper=upper, lower=float(np.min(values)),
+                                          k=5)
+        assert mask[0] and mask[-1]
+        np.testing.assert_array_equal(mask, surprise.surprise_buckets(
+            values, upper=upper, lower=float(np.min(values)), k=5).any(axis=0))

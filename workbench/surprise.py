@@ -10,8 +10,12 @@ one or a few layers, conv maps averaged per channel, as the ``"post"`` conventio
   training traces of ``x``'s class.
 - :func:`distance_surprise` (DSA): the distance to the nearest training trace of the same class,
   over that trace's distance to the nearest training trace of another class.
+- :func:`mahalanobis_surprise` (MDSA): the Mahalanobis distance to the training traces of the
+  same class (Kim et al., 2020).
+- :func:`multimodal_likelihood_surprise` (multimodal LSA): LSA with each class split into
+  k-means modes, one density per mode.
 - :func:`surprise_coverage`: which of ``k`` equal buckets of ``[lower, upper]`` the test set's
-  surprise values fall in.
+  surprise values (of any of the measures) fall in; :func:`surprise_buckets` per input.
 
 Both measures compare every test trace with every training trace; they do so in fixed-size
 chunks of test inputs (``lax.map`` over chunks, one ``(chunk, n_train)`` distance block at a
@@ -22,6 +26,11 @@ References:
     2019, section 3 (3.1 LSA, 3.2 DSA, 3.3 surprise coverage) and the released code
     (``sa.py``: ``_get_kdes`` drops columns whose variance is below ``var_threshold`` in any
     class; training classes are the ground truth, test classes the predictions).
+    Kim, Ju, Feldt and Yoo, "Reducing DNN Labelling Cost by Surprise Adequacy: An Industrial
+    Case Study for Autonomous Driving", ESEC/FSE 2020 (industry), section 3 (MDSA, and LSA
+    over multimodal classes).
+    Weiss, Chakraborty and Tonella, "A Review and Refinement of Surprise Adequacy", DeepTest
+    2021, and their ``dnn-tip`` package (``surprise.MDSA``, ``MultiModalSA``).
 """
 
 import warnings
@@ -32,9 +41,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Shaped
 
-from workbench import validation
+from workbench import clustering, validation
 
-__all__ = ["distance_surprise", "likelihood_surprise", "surprise_coverage"]
+__all__ = [
+    "distance_surprise",
+    "likelihood_surprise",
+    "mahalanobis_surprise",
+    "multimodal_likelihood_surprise",
+    "surprise_buckets",
+    "surprise_coverage",
+]
 
 Traces = Shaped[ArrayLike, "_n _features"] | Mapping[str, Shaped[ArrayLike, "_n _neurons"]]
 Classes = Shaped[ArrayLike, " _n"]
@@ -307,6 +323,150 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
     return lsa[jnp.asarray(block), jnp.asarray(slot)]
 
 
+# ----------------------------------------------------------------------------------- MDSA
+
+
+@jax.jit
+def _mdsa_jit(whiten, means, chunks, chunk_c):
+    def one(args):
+        x, c = args
+        z = jnp.einsum("cjd,nd->ncj", whiten, x) - jnp.einsum("cjd,cd->cj", whiten, means)[None]
+        z = jnp.take_along_axis(z, c[:, None, None], axis=1)[:, 0]
+        return (z * z).sum(axis=1)
+
+    return jax.lax.map(one, (chunks, chunk_c))
+
+
+def mahalanobis_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
+                         test_classes: Classes, *, shrinkage: validation.Float = 0.0,
+                         squared: bool = False, chunk_size: validation.Int = 256
+                         ) -> Float[Array, " n_test"]:
+    """Mahalanobis distance-based surprise adequacy (MDSA) of each test input, per class:
+    ``sqrt((alpha(x) - mu_c)^T S_c^+ (alpha(x) - mu_c))``, ``mu_c`` and ``S_c`` the mean and
+    covariance of the training traces of ``x``'s class.
+
+    ``S_c`` is the maximum-likelihood covariance (dividing by ``n_c``, as scikit-learn's
+    ``EmpiricalCovariance`` that ``dnn-tip`` uses), optionally shrunk towards a scaled identity,
+    ``(1 - shrinkage) S_c + shrinkage tr(S_c) / d I``. A near-singular ``S_c`` (a dead neuron,
+    two equal ones) is inverted by the pseudo-inverse: eigenvalues at most ``d * eps * max``
+    count as 0 (``scipy.linalg.pinvh``'s default for float32, the traces' precision), so a
+    direction the class never varies in adds nothing.
+
+    Args:
+        train_acts, train_classes, test_acts, test_classes: as :func:`distance_surprise`.
+        shrinkage: in [0, 1]; 0 is the plain covariance.
+        squared: return the squared distance, as ``dnn-tip``'s ``MDSA`` does (scikit-learn's
+            ``mahalanobis``); the paper's MDSA is the distance.
+        chunk_size: test inputs per block.
+
+    Returns:
+        ``float[n_test]``.
+
+    Example:
+        >>> train = np.array([[0.0], [2.0], [10.0], [14.0]], np.float32)  # sd 1 and 2
+        >>> mdsa = mahalanobis_surprise(train, np.array([0, 0, 1, 1]),
+        ...                             np.array([[3.0], [12.0]], np.float32), np.array([0, 1]))
+        >>> np.round(np.asarray(mdsa, np.float64), 4).tolist()
+        [2.0, 0.0]
+
+    References:
+        Kim, Ju, Feldt and Yoo, ESEC/FSE 2020, section 3 (MDSA); ``dnn-tip`` ``surprise.MDSA``.
+    """
+    shrinkage = float(validation.scalar(shrinkage, "shrinkage", minimum=0.0))
+    if shrinkage > 1:
+        raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
+    train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
+    classes = np.unique(train_c)
+    train_c = np.searchsorted(classes, train_c)
+    test_c = np.searchsorted(classes, test_c).astype(np.int32)
+    d = train.shape[1]
+    means = np.zeros((len(classes), d))
+    whiten = np.zeros((len(classes), d, d))
+    for c in range(len(classes)):  # one covariance per class
+        members = train[train_c == c].astype(np.float64)
+        means[c] = members.mean(axis=0)
+        centred = members - means[c]
+        cov = centred.T @ centred / len(members)
+        cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
+        values, vectors = np.linalg.eigh(cov)
+        keep = values > d * np.finfo(np.float32).eps * max(values.max(), 0.0)
+        whiten[c] = (vectors * np.where(keep, 1 / np.sqrt(np.where(keep, values, 1.0)), 0.0)).T
+    chunk = _chunk_size(chunk_size, len(test))
+    chunks, n = _chunked(test, chunk)
+    chunk_c, _ = _chunked(test_c, chunk)
+    out = _mdsa_jit(jnp.asarray(whiten, jnp.float32), jnp.asarray(means, jnp.float32),
+                    jnp.asarray(chunks), jnp.asarray(chunk_c)).reshape(-1)[:n]
+    return out if squared else jnp.sqrt(out)
+
+
+# ------------------------------------------------------------------------ multimodal LSA
+
+
+def multimodal_likelihood_surprise(train_acts: Traces, train_classes: Classes,
+                                   test_acts: Traces, test_classes: Classes, *,
+                                   modes: validation.Int = 2, key: ArrayLike,
+                                   var_threshold: validation.Float = 1e-5,
+                                   chunk_size: validation.Int = 256
+                                   ) -> Float[Array, " n_test"]:
+    """Multimodal LSA: each class's training traces split into ``modes`` k-means clusters
+    (:func:`workbench.clustering.kmeans`), and a test input's LSA taken against the KDE of the
+    mode of its class whose centre is nearest, ``-log f_(c, m)(alpha(x))``.
+
+    A class whose traces form several blobs (a digit written two ways) gets one density per
+    blob instead of one kernel bandwidth stretched over all. With ``modes=1`` this is
+    :func:`likelihood_surprise`. ``dnn-tip`` builds the same from ``MultiModalSA`` with a
+    k-means discriminator and ``LSA`` per mode (its k-means runs over all classes together;
+    here within each class); its ``MLSA`` fits a Gaussian mixture instead (not offered here).
+    Columns are dropped if their variance is below ``var_threshold`` in any mode.
+
+    Args:
+        train_acts, train_classes, test_acts, test_classes: as :func:`likelihood_surprise`.
+        modes: k-means clusters per class (each needs 2 or more traces).
+        key: a JAX random key for the k-means seeds.
+        var_threshold, chunk_size: as :func:`likelihood_surprise`.
+
+    Returns:
+        ``float[n_test]``.
+
+    Example:
+        >>> train = np.array([[0.0], [0.5], [1.0], [20.0], [20.5], [21.0]], np.float32)
+        >>> lsa = multimodal_likelihood_surprise(train, np.zeros(6, np.int32),
+        ...         np.array([[0.5], [10.0]], np.float32), np.zeros(2, np.int32), modes=2,
+        ...         key=jax.random.key(0))
+        >>> bool(lsa[1] > lsa[0] + 10)  # between the modes is far from both
+        True
+
+    References:
+        Kim, Ju, Feldt and Yoo, ESEC/FSE 2020, section 3 (multimodal LSA); ``dnn-tip``
+        ``surprise.MultiModalSA.build_with_kmeans``.
+    """
+    modes = validation.positive_int(modes, "modes")
+    key = validation.key(key)
+    train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
+    classes, train_pos = np.unique(train_c, return_inverse=True)
+    test_pos = np.searchsorted(classes, test_c)
+    counts = np.bincount(train_pos)
+    if counts.min() < 2 * modes:
+        raise ValueError(f"class {classes[counts.argmin()]} has {counts.min()} training traces;"
+                         f" {modes} modes need at least {2 * modes}")
+    # Each class's traces padded to the largest class (weight 0), so one k-means compiles.
+    train_mode = np.zeros(len(train), np.int64)
+    test_mode = np.zeros(len(test), np.int64)
+    for c, sub in zip(range(len(classes)), jax.random.split(key, len(classes))):
+        members = train_pos == c
+        padded = np.zeros((counts.max(), train.shape[1]), np.float32)
+        padded[:counts[c]] = train[members]
+        fit = clustering.kmeans(padded, k=modes, key=sub,
+                                weight=np.arange(counts.max()) < counts[c])
+        train_mode[members] = np.asarray(fit.labels)[:counts[c]]
+        if (test_pos == c).any():
+            test_mode[test_pos == c] = np.asarray(clustering.assign(test[test_pos == c],
+                                                                    fit.centres))
+    return likelihood_surprise(train, (train_pos * modes + train_mode).astype(np.int32), test,
+                               (test_pos * modes + test_mode).astype(np.int32),
+                               var_threshold=var_threshold, chunk_size=chunk_size)
+
+
 # ------------------------------------------------------------------------ surprise coverage
 
 
@@ -323,15 +483,29 @@ def surprise_coverage(surprise: Shaped[ArrayLike, "..."], *, upper: validation.F
     References:
         Kim, Feldt and Yoo, ICSE 2019, section 3.3 (surprise coverage).
     """
+    return surprise_buckets(surprise, upper=upper, k=k, lower=lower).any(axis=0)
+
+
+def surprise_buckets(surprise: Shaped[ArrayLike, " n"], *, upper: validation.Float,
+                     k: validation.Int, lower: validation.Float = 0.0) -> Bool[Array, "n k"]:
+    """Which bucket of :func:`surprise_coverage` each input's surprise falls in: ``bool[n, k]``,
+    one-hot, or all false outside ``[lower, upper]`` (``surprise_coverage`` is the rows'
+    ``any``). Coverage-additional prioritisation over surprise coverage takes these.
+
+    Example:
+        >>> surprise_buckets(np.array([0.1, 0.9, 2.0]), upper=1.0, k=2).tolist()
+        [[True, False], [False, True], [False, False]]
+
+    References:
+        Kim, Feldt and Yoo, ICSE 2019, section 3.3 (surprise coverage).
+    """
     values = np.asarray(surprise, np.float64)
     if values.ndim != 1:
         raise ValueError(f"surprise must be a vector, got shape {values.shape}")
     k = validation.positive_int(k, "k")
     if not np.isfinite([lower, upper]).all() or not upper > lower:
         raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
-    values = values[np.isfinite(values)]
-    inside = (values >= lower) & (values <= upper)
-    bucket = np.minimum(((values[inside] - lower) / (upper - lower) * k).astype(np.int64), k - 1)
-    mask = np.zeros(k, bool)
-    mask[bucket] = True
-    return jnp.asarray(mask)
+    inside = np.isfinite(values) & (values >= lower) & (values <= upper)
+    bucket = np.minimum(((np.where(inside, values, lower) - lower) / (upper - lower) * k
+                         ).astype(np.int64), k - 1)
+    return jnp.asarray((bucket[:, None] == np.arange(k)[None]) & inside[:, None])
