@@ -12,6 +12,7 @@ cannot read at all, becomes a hint. The course's graded test cells (plain ``asse
 style) are where a wrong answer fails.
 """
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -47,10 +48,24 @@ def _as_array(name: str, value: Any) -> tuple[np.ndarray | None, Check | None]:
     except (TypeError, ValueError) as error:  # unreadable: a hint, not a traceback
         return None, Check(name, False, f"expected an array or a number, got "
                                         f"{type(value).__name__} ({error})")
-    if out.dtype == object:
+    if out.dtype != np.bool_ and not np.issubdtype(out.dtype, np.number):
         return None, Check(name, False, f"expected an array or a number, got "
-                                        f"{type(value).__name__} that NumPy cannot read as one")
+                                        f"{type(value).__name__}")
     return out, None
+
+
+def _never_raises(check):
+    """``check`` with anything it cannot handle in an answer turned into a hint."""
+
+    @functools.wraps(check)
+    def guarded(name: str, value: Any, **options) -> Check:
+        try:
+            return check(name, value, **options)
+        except Exception as error:  # noqa: BLE001 - a self-check must never show a traceback
+            return Check(name, False, f"could not check this answer ({type(error).__name__}: "
+                                      f"{error}); is it the kind of value the exercise asks for?")
+
+    return guarded
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -63,6 +78,7 @@ def _kind(dtype: np.dtype) -> str:
     return str(dtype)
 
 
+@_never_raises
 def array(name: str, value: Any, *, shape: Sequence[int] | None = None, dtype: Any = None,
           low: Any = None, high: Any = None, expected: Any = None, rtol: Any = 1e-3,
           atol: Any = 1e-6) -> Check:
@@ -150,6 +166,7 @@ def array(name: str, value: Any, *, shape: Sequence[int] | None = None, dtype: A
     return Check(name, True, ", ".join(said))
 
 
+@_never_raises
 def mapping(name: str, value: Any, *, keys: Iterable[Any] | None = None,
             shapes: Mapping[Any, Sequence[int]] | None = None) -> Check:
     """Checks a dict answer, such as ``{site: (batch, neurons)}``: its keys, then each shape.
@@ -178,6 +195,7 @@ def mapping(name: str, value: Any, *, keys: Iterable[Any] | None = None,
     return Check(name, True, f"keys {list(value)}" + (", shapes right" if shapes else ""))
 
 
+@_never_raises
 def neurons(name: str, value: Any, *, expected: Iterable[Any], ordered: Any = False) -> Check:
     """Checks a list of neurons (``(site, index)`` pairs, or anything hashable) against the
     expected ones, as a set unless ``ordered``.
