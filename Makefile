@@ -1,4 +1,5 @@
-# make demo: set up .venv and run the main job.   make test: set up .venv and run every test.
+# make demo: set up .venv, fetch the data (workbench demo), run the main job.
+# make test: set up .venv, fetch the data the tests read (tests/conftest.py), run every test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
