@@ -88,9 +88,9 @@ def _points(x, name: str = "x") -> jax.Array:
     return x.astype(jnp.float32)
 
 
-def kmeans(x: Shaped[ArrayLike, "n features"], *, k: validation.Int, key: ArrayLike,
+def kmeans(x: Shaped[ArrayLike, "_n _features"], *, k: validation.Int, key: ArrayLike,
            n_init: validation.Int = 4, n_iter: validation.Int = 50,
-           weight: Shaped[ArrayLike, " n"] | None = None) -> KMeans:
+           weight: Shaped[ArrayLike, " _n"] | None = None) -> KMeans:
     """k-means by Lloyd's algorithm from k-means++ seeds; the best of ``n_init`` starts.
 
     Args:
@@ -128,7 +128,7 @@ def _assign_jit(x, centres):
     return jnp.argmin(_sq(x, centres), axis=1).astype(jnp.int32)
 
 
-def assign(x: Shaped[ArrayLike, "n features"], centres: Shaped[ArrayLike, "k features"]
+def assign(x: Shaped[ArrayLike, "_n _features"], centres: Shaped[ArrayLike, "_k _features"]
            ) -> Int[Array, " n"]:
     """Each point's nearest centre (ties to the lower index).
 
@@ -162,7 +162,7 @@ def _silhouette_jit(x, labels, *, k):
     return jax.lax.map(row, (x, labels), batch_size=256).mean()
 
 
-def silhouette(x: Shaped[ArrayLike, "n features"], labels: Shaped[ArrayLike, " n"]) -> float:
+def silhouette(x: Shaped[ArrayLike, "_n _features"], labels: Shaped[ArrayLike, " _n"]) -> float:
     """The mean silhouette of a clustering (Euclidean), in [-1, 1]; higher is better.
 
     Needs at least two clusters. Memory is ``O(n)`` per point; time ``O(n^2)``: subsample a
@@ -188,7 +188,7 @@ def silhouette(x: Shaped[ArrayLike, "n features"], labels: Shaped[ArrayLike, " n
     return float(_silhouette_jit(x, jnp.asarray(labels, jnp.int32), k=k))
 
 
-def best_kmeans(x: Shaped[ArrayLike, "n features"], ks: Sequence[int], *, key: ArrayLike,
+def best_kmeans(x: Shaped[ArrayLike, "_n _features"], ks: Sequence[int], *, key: ArrayLike,
                 n_init: validation.Int = 4, n_iter: validation.Int = 50
                 ) -> tuple[KMeans, dict[int, float]]:
     """k-means for each ``k`` in ``ks`` (each at least 2); the fit with the largest silhouette

@@ -261,7 +261,7 @@ def _permutation(ordering, n: int | None = None) -> np.ndarray:
     return o
 
 
-def faults_found(ordering: Shaped[ArrayLike, " n"], faults: Shaped[ArrayLike, " n"]
+def faults_found(ordering: Shaped[ArrayLike, " _n"], faults: Shaped[ArrayLike, " _n"]
                  ) -> Int[Array, " n"]:
     """The curve of faults found against inputs inspected: entry ``i`` counts the faults among
     the first ``i + 1`` inputs of ``ordering``.
@@ -274,7 +274,7 @@ def faults_found(ordering: Shaped[ArrayLike, " n"], faults: Shaped[ArrayLike, " 
     return jnp.cumsum(jnp.asarray(_faults(faults, len(o))[o]), dtype=jnp.int32)
 
 
-def apfd(ordering: Shaped[ArrayLike, " n"], faults: Shaped[ArrayLike, " n"], *,
+def apfd(ordering: Shaped[ArrayLike, " _n"], faults: Shaped[ArrayLike, " _n"], *,
          scores: Scores | None = None) -> float:
     """Average percentage of faults detected: ``1 - sum_i TF_i / (k n) + 1 / (2 n)``, ``TF_i``
     the (1-based) position of the ``i``-th of the ``k`` faults among the ``n`` inputs in
