@@ -122,6 +122,7 @@ def _dropdown(page, description: str):
 
 def _hover_a_cell(page, canvas) -> tuple[str, int]:
     """Moves the mouse down the middle of the heatmap until the footer names a cell."""
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     footer = page.locator(".jupyter-matplotlib-footer").first
     for fraction in (0.55, 0.65, 0.45, 0.75, 0.35, 0.25):

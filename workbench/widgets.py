@@ -439,13 +439,14 @@ class Explorer:
             raise ValueError("no correctly classified test input to start from")
         n = min(self.n_seeds.value, len(pool))
         key = jax.random.key(self._options["seed"])
-        seeds = md.images[pool[np.sort(np.asarray(jax.random.choice(key, len(pool), (n,),
-                                                                    replace=False)))]]
+        chosen = pool[np.sort(np.asarray(jax.random.choice(key, len(pool), (n,),
+                                                           replace=False)))]
+        seeds = md.images[chosen]
         conv = activations.Convention("pre", md.convention.reduce)
         result = synthesis.synthesize(md.model, jnp.asarray(seeds), [(site, index)],
                                       step_size=self.step_size.value, d=self.d.value,
                                       convention=conv)
-        before = np.asarray(jnp.argmax(md.model(jnp.asarray(seeds)), axis=-1))
+        before = md.predictions[chosen]
         after = np.asarray(result.predictions)
         titles = [f"predicted {b} → {a}" for b, a in zip(before.tolist(), after.tolist())]
         fig = plots.image_grid(seeds, np.asarray(result.inputs), n=n, titles=titles)
@@ -556,46 +557,46 @@ class Explorer:
         self.heatmap.draw_idle()
 
     def _neuron_figure(self, md: explorer.ModelData):
+        """The histogram and the top inputs, as one mosaic in two axes (quick to draw)."""
         site, index, label = self.site.value, int(self.neuron.value), self.class_value
         rows = np.asarray(explorer.selected_rows(md, label))
         passed = md.predictions == md.labels
-        values = np.asarray(md.acts[site][:, index])
+        values = np.asarray(md.acts[site])[:, index]  # on the host: no compile per neuron
         activity = explorer.neuron_activity(md, site, index, label=label)
-        fig = Figure(figsize=(12, 3.6), layout="constrained")
-        columns = 4
-        grid = fig.add_gridspec(2, 2 + columns)
-        ax = fig.add_subplot(grid[:, :2])
+        fig = Figure(figsize=(12, 3.8))
+        ax = fig.add_axes((0.05, 0.15, 0.3, 0.72))
         bins = np.histogram_bin_edges(values[rows], bins=30)
-        ax.hist(values[rows & passed], bins=bins, alpha=0.6, density=True,
+        ax.hist(values[rows & passed], bins=bins, alpha=0.6, density=True, histtype="stepfilled",
                 label=f"passing ({int((rows & passed).sum())})")
-        ax.hist(values[rows & ~passed], bins=bins, alpha=0.6, density=True,
+        ax.hist(values[rows & ~passed], bins=bins, alpha=0.6, density=True, histtype="stepfilled",
                 label=f"failing ({int((rows & ~passed).sum())})")
         ax.set_xlabel(f"{site}[{index}] activation")
         ax.set_ylabel("density")
         ax.legend(fontsize=9)
         ax.set_title(f"{site}[{index}] on passing vs failing test inputs", fontsize=10)
+        right = fig.add_axes((0.4, 0.03, 0.59, 0.83))
+        right.axis("off")
         if activity.active == 0:
-            text_ax = fig.add_subplot(grid[:, 2:])
-            text_ax.axis("off")
-            text_ax.text(0.5, 0.5, f"{site}[{index}] is dead on these test inputs:\nnever above "
-                         f"0 on any of the {activity.total}"
-                         + ("\n(nor on the training inputs)" if activity.dead_on_training else "")
-                         + ",\nso no input activates it more than another.",
-                         ha="center", va="center", fontsize=12)
+            right.text(0.5, 0.5, f"{site}[{index}] is dead on these test inputs:\nnever above "
+                       f"0 on any of the {activity.total}"
+                       + ("\n(nor on the training inputs)" if activity.dead_on_training else "")
+                       + ",\nso no input activates it more than another.",
+                       ha="center", va="center", fontsize=12)
             return fig
-        top = explorer.top_activating(md, site, index, n=2 * columns, label=label)
+        top = explorer.top_activating(md, site, index, n=8, label=label)
+        columns, (h, w, c) = 4, md.images.shape[1:]
+        gap, pad = int(0.7 * h), int(0.8 * w)  # room for the two-line titles above, beside
+        mosaic = np.ones((2 * (gap + h), columns * (w + pad), c), np.float32)
         for j, i in enumerate(top):
-            image_ax = fig.add_subplot(grid[j // columns, 2 + j % columns])
-            image = md.images[i]
-            image_ax.imshow(image[..., 0] if image.shape[-1] == 1 else image,
-                            cmap="gray", vmin=0, vmax=1)
-            image_ax.set_xticks([])
-            image_ax.set_yticks([])
+            y, x = (j // columns) * (gap + h) + gap, (j % columns) * (w + pad)
+            mosaic[y:y + h, x:x + w] = md.images[i]
             wrong = md.labels[i] != md.predictions[i]
-            image_ax.set_title(f"activation {values[i]:.3g}\nlabel {md.labels[i]} → predicted "
-                               f"{md.predictions[i]}", fontsize=9,
-                               color="darkred" if wrong else "black")
-        fig.suptitle(f"the {len(top)} test inputs on which {site}[{index}] is highest, with the "
-                     "true label and the model's prediction (red: misclassified)", fontsize=10,
-                     x=0.67)
+            right.text(x + w / 2, y - 1, f"activation {values[i]:.3g}\nlabel {md.labels[i]} → "
+                       f"predicted {md.predictions[i]}", ha="center", va="bottom", fontsize=9,
+                       color="darkred" if wrong else "black")
+        right.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap="gray", vmin=0, vmax=1,
+                     interpolation="nearest")
+        fig.text(0.4, 0.985, f"the {len(top)} test inputs on which {site}[{index}] is highest\n"
+                 "(its activation there, the true label → the model's prediction; red: "
+                 "misclassified)", ha="left", va="top", fontsize=10)
         return fig

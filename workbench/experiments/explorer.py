@@ -220,7 +220,7 @@ def top_activating(md: ModelData, site: str, index: int, *, n: int = 8,
                    label: int | None = None) -> Int[np.ndarray, " m"]:
     """Indices of the ``n`` test inputs (of class ``label``) on which neuron ``(site, index)``
     is highest, highest first (ties: the earlier input first)."""
-    values = np.asarray(md.acts[site][:, index], np.float64)
+    values = np.asarray(md.acts[site])[:, index].astype(np.float64)
     values = np.where(np.asarray(selected_rows(md, label)), values, -np.inf)
     order = np.argsort(-values, kind="stable")[:n]
     return order[np.isfinite(values[order])]
@@ -249,7 +249,7 @@ def neuron_activity(md: ModelData, site: str, index: int, *,
         (Activity(active=0, total=2, maximum=0.0, dead_on_training=True), 1)
     """
     rows = np.asarray(selected_rows(md, label))
-    values = np.asarray(md.acts[site][:, index])[rows]
+    values = np.asarray(md.acts[site])[:, index][rows]
     return Activity(int((values > 0).sum()), int(rows.sum()),
                     float(values.max()) if len(values) else 0.0, bool(md.dead[site][index]))
 
