@@ -417,7 +417,8 @@ def multimodal_likelihood_surprise(train_acts: Traces, train_classes: Classes,
     :func:`likelihood_surprise`. ``dnn-tip`` builds the same from ``MultiModalSA`` with a
     k-means discriminator and ``LSA`` per mode (its k-means runs over all classes together;
     here within each class); its ``MLSA`` fits a Gaussian mixture instead (not offered here).
-    Columns are dropped if their variance is below ``var_threshold`` in any mode.
+    Columns are dropped if their variance is below ``var_threshold`` in any mode. A class
+    whose k-means leaves a mode of fewer than 2 traces keeps one mode (with a warning).
 
     Args:
         train_acts, train_classes, test_acts, test_classes: as :func:`likelihood_surprise`.
@@ -458,7 +459,12 @@ def multimodal_likelihood_surprise(train_acts: Traces, train_classes: Classes,
         padded[:counts[c]] = train[members]
         fit = clustering.kmeans(padded, k=modes, key=sub,
                                 weight=np.arange(counts.max()) < counts[c])
-        train_mode[members] = np.asarray(fit.labels)[:counts[c]]
+        labels = np.asarray(fit.labels)[:counts[c]]
+        if np.bincount(labels, minlength=modes).min() < 2:  # a mode too small for a KDE
+            warnings.warn(f"multimodal LSA: class {classes[c]} has a mode of fewer than 2 "
+                          "traces; that class keeps one mode", RuntimeWarning, stacklevel=2)
+            continue
+        train_mode[members] = labels
         if (test_pos == c).any():
             test_mode[test_pos == c] = np.asarray(clustering.assign(test[test_pos == c],
                                                                     fit.centres))
