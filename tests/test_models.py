@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -76,3 +77,69 @@ def test_seeds_give_different_and_repeatable_weights():
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown model 'resnet50'"):
         models.create("resnet50")
+
+
+def _numpy_conv(x, kernel, padding):
+    """Cross-correlation as Keras and XLA compute it, NHWC / HWIO, unit strides."""
+    kh, kw = kernel.shape[:2]
+    if padding == "SAME":
+        x = np.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    out = np.zeros((x.shape[0], oh, ow, kernel.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            out += x[:, i:i + oh, j:j + ow, :] @ kernel[i, j]
+    return out
+
+
+@pytest.mark.parametrize(("shape", "padding"), [((5, 5, 1, 6), "SAME"), ((3, 3, 3, 4), "SAME"),
+                                                ((4, 4, 1, 2), "VALID"), ((5, 5, 6, 4), "SAME")])
+def test_shifted_conv_matches_the_plain_convolution_and_its_derivatives(shape, padding):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 8, shape[2])).astype(np.float32)
+    kernel = rng.standard_normal(shape).astype(np.float32)
+    numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
+
+    def ours(x, kernel):
+        return models.shifted_conv(x, kernel, (1, 1), padding, dimension_numbers=numbers)
+
+    def plain(x, kernel):
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                            dimension_numbers=numbers)
+
+    np.testing.assert_allclose(jax.jit(ours)(x, kernel), _numpy_conv(x, kernel, padding),
+                               rtol=1e-5, atol=1e-5)
+    loss = [lambda x, k, f=f: jnp.sum(jnp.sin(f(x, k))) for f in (ours, plain)]
+    for a, b in zip(jax.grad(loss[0], argnums=(0, 1))(x, kernel),
+                    jax.grad(loss[1], argnums=(0, 1))(x, kernel)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    tangents = (np.ones_like(x), np.ones_like(kernel))
+    np.testing.assert_allclose(jax.jvp(ours, (x, kernel), tangents)[1],
+                               jax.jvp(plain, (x, kernel), tangents)[1], rtol=1e-4, atol=1e-4)
+
+
+def test_shifted_conv_rule_picks_few_channel_layers():
+    assert models.SHIFTED_CONV_MAX_TAPS == 27
+    x = jnp.zeros((1, 8, 8, 1))
+    numbers = jax.lax.conv_dimension_numbers(x.shape, (5, 5, 1, 6), ("NHWC", "HWIO", "NHWC"))
+    hlo = jax.jit(lambda x, k: models.shifted_conv(x, k, (1, 1), "SAME",
+                                                   dimension_numbers=numbers)).lower(
+        x, jnp.zeros((5, 5, 1, 6))).as_text()
+    assert "convolution" not in hlo
+    numbers = jax.lax.conv_dimension_numbers((1, 8, 8, 2), (5, 5, 2, 6), ("NHWC", "HWIO", "NHWC"))
+    hlo = jax.jit(lambda x, k: models.shifted_conv(x, k, (1, 1), "SAME",
+                                                   dimension_numbers=numbers)).lower(
+        jnp.zeros((1, 8, 8, 2)), jnp.zeros((5, 5, 2, 6))).as_text()
+    assert "convolution" in hlo  # 50 taps: XLA's own convolution
+
+
+def test_max_pool_values_and_gradient_match_a_reshape_and_max():
+    h = jnp.asarray(np.random.default_rng(1).standard_normal((2, 7, 6, 3)), jnp.float32)
+    expected = np.asarray(h)[:, :6, :6].reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(models._max_pool_2x2(h), expected)
+    weights = jnp.arange(2 * 3 * 3 * 3, dtype=jnp.float32).reshape(2, 3, 3, 3)
+    grad = jax.grad(lambda h: jnp.sum(models._max_pool_2x2(h) * weights))(h)
+    mask = np.asarray(h)[:, :6, :6] == np.repeat(np.repeat(expected, 2, 1), 2, 2)
+    np.testing.assert_array_equal(np.asarray(grad)[:, :6, :6],
+                                  mask * np.repeat(np.repeat(weights, 2, 1), 2, 2))
+    assert not np.asarray(grad)[:, 6:].any()

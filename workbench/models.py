@@ -78,17 +78,121 @@ def _sow(module: nnx.Module, kind, name: str, value) -> None:
         module.sow(kind, name, value)
 
 
-def _max_pool_2x2(h):
-    """2x2 max pooling, stride 2, odd edges dropped (Keras' and Flax's ``VALID`` pooling).
-
-    Written as a reshape and a max rather than ``reduce_window``: XLA's CPU backend
-    differentiates ``reduce_window`` through ``select_and_scatter``, which made input and weight
-    gradients of the LeNets ~1.5x slower. Values are identical; at tied maxima the gradient is
-    shared among the ties instead of going to the first one.
-    """
+def _pool_by_reshape(h):
     n, height, width, channels = h.shape
     h = h[:, : height // 2 * 2, : width // 2 * 2]
     return h.reshape(n, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
+
+
+@jax.custom_jvp
+def _max_pool_2x2(h):
+    """2x2 max pooling, stride 2, odd edges dropped (Keras' and Flax's ``VALID`` pooling).
+
+    Values: the maximum of four strided slices, elementwise, so XLA's CPU backend fuses it
+    with the convolution and ReLU before it (as a reduction, XLA's CPU fusion materialised the
+    shifted convolution's partial sums: LeNet-5's first block ran 3-5x slower). Derivatives:
+    those of a reshape and a max, not ``reduce_window``, which XLA's CPU backend differentiates
+    through ``select_and_scatter`` (~1.5x slower for the LeNets' input and weight gradients);
+    at tied maxima the gradient is shared among the ties.
+    """
+    height, width = h.shape[1] // 2 * 2, h.shape[2] // 2 * 2
+    h = h[:, :height, :width]
+    return jnp.maximum(jnp.maximum(h[:, 0::2, 0::2], h[:, 0::2, 1::2]),
+                       jnp.maximum(h[:, 1::2, 0::2], h[:, 1::2, 1::2]))
+
+
+@_max_pool_2x2.defjvp
+def _max_pool_2x2_jvp(primals, tangents):
+    _, tangent = jax.jvp(_pool_by_reshape, primals, tangents)
+    return _max_pool_2x2(*primals), tangent
+
+
+# A convolution reads at most this many input values per output value (kernel taps times input
+# channels) when it is written as shifted multiply-adds: see ``shifted_conv``.
+SHIFTED_CONV_MAX_TAPS = 27
+
+
+def _shifted(x, kernel, padding):
+    """``kernel`` slid over ``x`` as ``taps * channels`` shifted, broadcast multiply-adds."""
+    kh, kw, cin, _ = kernel.shape
+    if padding == "SAME":  # XLA's SAME at stride 1: the odd pixel of padding goes last
+        x = jnp.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
+    oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    kernel = kernel.reshape(kh, kw, cin, 1, 1, 1, -1)  # each tap's row broadcasts over NHW
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(cin):
+                term = x[:, i:i + oh, j:j + ow, c:c + 1] * kernel[i, j, c]
+                out = term if out is None else out + term
+    # Without the barrier XLA fuses the sum into the consumer (bias, ReLU, max pooling) and
+    # splits it into several loops with materialised partial sums: 15x slower.
+    return jax.lax.optimization_barrier(out)
+
+
+def _xla_conv(x, kernel, padding):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _few_channel_conv(x, kernel, padding):
+    return _shifted(x, kernel, padding)
+
+
+def _few_channel_conv_jvp(padding, primals, tangents):
+    # Values by shifted multiply-adds; derivatives by XLA's convolution, which is linear in the
+    # tangents, so reverse mode transposes it into XLA's own input and kernel gradients (the
+    # transpose of the shifted sum, 25+ padded slices, was 4-10x slower).
+    (x, kernel), (dx, dkernel) = primals, tangents
+    out = _shifted(x, kernel, padding)
+    terms = []
+    if not isinstance(dx, jax.custom_derivatives.SymbolicZero):
+        terms.append(_xla_conv(dx, kernel, padding))
+    if not isinstance(dkernel, jax.custom_derivatives.SymbolicZero):
+        terms.append(_xla_conv(x, dkernel, padding))
+    tangent = functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(out)
+    return out, tangent
+
+
+_few_channel_conv.defjvp(_few_channel_conv_jvp, symbolic_zeros=True)
+
+
+def shifted_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                 dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+    """``jax.lax.conv_general_dilated`` for the zoo's convolutions, faster on few input channels.
+
+    XLA's CPU convolution is slow when a layer has few input channels: a LeNet's first layer
+    (1 to 6 channels, 5x5, 28x28) took 0.80 s over the 10,000 MNIST test images on one core
+    against PyTorch's 0.12 s (issue 19). A convolution that reads at most
+    :data:`SHIFTED_CONV_MAX_TAPS` values per output (``kh * kw * in_channels``; an MNIST 5x5
+    layer reads 25, a CIFAR 3x3 layer 27) with unit strides and dilations, no groups and NHWC
+    layout is therefore computed as that many shifted, broadcast multiply-adds, which XLA fuses
+    into one loop (the same values to float rounding; ``tests/test_models.py`` checks them
+    against XLA's convolution). Its derivatives (forward and reverse mode) are XLA's
+    convolution's. Every other convolution is ``jax.lax.conv_general_dilated`` itself. Passed to
+    ``flax.nnx.Conv(conv_general_dilated=...)`` by :class:`Sequential`.
+    """
+    kh, kw, cin, _ = rhs.shape
+    plain = (tuple(window_strides) == (1, 1) and lhs_dilation in (None, (1, 1))
+             and rhs_dilation in (None, (1, 1)) and feature_group_count == 1
+             and not kwargs.get("preferred_element_type") and padding in ("SAME", "VALID")
+             and _is_nhwc(dimension_numbers))
+    if plain and kh * kw * cin <= SHIFTED_CONV_MAX_TAPS:
+        return _few_channel_conv(lhs, rhs, padding)
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        precision=precision, **kwargs)
+
+
+def _is_nhwc(numbers) -> bool:
+    if numbers is None:
+        return False
+    if isinstance(numbers, tuple) and all(isinstance(n, str) for n in numbers):
+        return tuple(numbers) == ("NHWC", "HWIO", "NHWC")
+    lhs, rhs, out = numbers  # jax.lax.ConvDimensionNumbers: axis indices
+    return tuple(lhs) == (0, 3, 1, 2) and tuple(rhs) == (3, 2, 0, 1) and tuple(out) == (0, 3, 1, 2)
 
 
 class Sequential(nnx.Module):
@@ -138,7 +242,8 @@ class Sequential(nnx.Module):
                 _, filters, kernel, padding = layer[:4]
                 acts[-1] = layer[4] if len(layer) > 4 else self.activation
                 setattr(self, name, nnx.Conv(channels, filters, (kernel, kernel),
-                                             padding=padding, rngs=rngs))
+                                             padding=padding, rngs=rngs,
+                                             conv_general_dilated=shifted_conv))
                 if padding == "VALID":
                     height, width = height - kernel + 1, width - kernel + 1
                 channels = filters
