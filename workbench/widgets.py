@@ -78,6 +78,7 @@ def _canvas(figure: Figure) -> Canvas:
         warnings.filterwarnings("ignore", "Passing unrecognized arguments", DeprecationWarning)
         FigureManager(canvas, 0)
     canvas.header_visible = False
+    canvas.toolbar_position = "right"  # on the left it would hide the layer names
     canvas.resizable = False
     canvas.footer_visible = True
     return canvas
