@@ -93,6 +93,22 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def limit_per_second(model, seeds, repeats=5):
+    """Seed-steps per second of one batched forward and backward pass of ``model`` (the input
+    gradient of its logits' sum) over all ``seeds``, jitted: what one synthesis step costs at
+    least."""
+    graphdef, state = activations.split(model)
+    grad = jax.jit(jax.grad(lambda x, s: activations.forward(graphdef, s, x).sum()))
+    x = jnp.asarray(seeds)
+    grad(x, state).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        grad(x, state).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return len(seeds) / min(times)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1000)
@@ -133,6 +149,11 @@ def main():
     synthesis.synthesize(model, seeds, targets, step_size=1.0, d=0.1)  # compile
     out, fast_s = timed(synthesis.synthesize, model, seeds, targets, step_size=1.0, d=0.1)
     np.asarray(out.inputs)
+    limit = limit_per_second(model, seeds)
+    print(f"synthesis, {args.seeds} seeds: {args.seeds / fast_s:,.0f} seed-steps/s "
+          f"(one step each), limit {limit:,.0f} (a batched forward + backward of the model over "
+          f"the same seeds): {args.seeds / fast_s / limit:.2f} of the limit; "
+          f"{args.seeds / fast_s:,.0f} synthesized inputs/s")
     n = args.seeds_baseline
     reference, loop_s = timed(loop_synthesis, model, seeds[:n], flat, 1.0, 0.1)
     np.testing.assert_allclose(np.asarray(out.inputs[:n]), reference, atol=1e-5)
