@@ -46,7 +46,7 @@ from workbench import (
     train,
 )
 
-__all__ = ["PRIORITISERS", "apfd_rows", "orders", "run", "summary"]
+__all__ = ["PRIORITISERS", "apfd_rows", "curves", "orders", "run", "summary"]
 
 SOFTMAX = ("deepgini", "entropy", "margin", "max_probability")
 SURPRISE = ("lsa", "dsa", "mdsa", "mlsa", "cam:dsc")
@@ -193,3 +193,17 @@ def summary(rows: Sequence[Mapping]) -> list[dict]:
         out.append({"dataset": dataset, "set": name, "prioritiser": prioritiser, "apfd": mean,
                     "apfd 95% half-width": half, "seeds": len(values)})
     return sorted(out, key=lambda r: (r["dataset"], r["set"], -r["apfd"]))
+
+
+def curves(model, images: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike, " n"], *,
+           train_images: Shaped[ArrayLike, "m ..."], train_labels: Shaped[ArrayLike, " m"],
+           names: Sequence[str], seed: int = 0, **options) -> dict[str, np.ndarray]:
+    """The faults-found curve (:func:`workbench.prioritisation.faults_found`) of each of
+    ``names`` on ``images``, faults the misclassified ones."""
+    images = np.asarray(images, np.float32)
+    ordered, _ = orders(model, images, train_images=train_images, train_labels=train_labels,
+                        profile=passes.model_profile(model, train_images),
+                        key=jax.random.key(seed), **options)
+    wrong = np.asarray(train.predict(model, images)) != np.asarray(labels)
+    return {name: np.asarray(prioritisation.faults_found(ordered[name], wrong))
+            for name in names}

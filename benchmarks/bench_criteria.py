@@ -1,0 +1,218 @@
+"""The criteria and prioritisers of issue 18 over the 10,000 MNIST test images, as ratios to a
+plain forward pass; LSA, DSA and MDSA against dnn-tip and SciPy on the same traces, in one run.
+
+Run: ``WORKBENCH_DATA=... python benchmarks/bench_criteria.py [--repeats 3] [--ss-inputs 1000]``
+(dnn-tip: ``pip install dnn-tip scikit-learn``; without it only the SciPy reference runs).
+
+Subject: LeNet-5 trained for one epoch on the first 10,000 MNIST training images (as
+``bench_coverage.py``), the 10,000 test images in batches of 1,000, the traces of every site
+(``"post"``) read once (``passes.model_trace``) and timed with the forward pass they need.
+
+1. Each criterion on those traces, its time over the plain jitted forward pass's: NLC (folded
+   batch by batch), cluster coverage (TensorFuzz, fc2, sequential), IDC (fit on the training
+   traces timed apart; coverage of the test set), sign-sign coverage fc1 -> fc2 (all pairs of
+   ``--ss-inputs`` inputs: quadratic, so fewer than 10,000), per-input masks of NC and KMNC and
+   their CAM orders, DeepGini.
+2. Surprise over the fc2 traces of the 60,000 training images (test classes: predictions): LSA
+   against SciPy's ``gaussian_kde`` per class (dnn-tip's LSA is that KDE) and dnn-tip's
+   ``MultiModalSA.build_by_class(LSA)``; DSA against dnn-tip's ``DSA``; MDSA against
+   dnn-tip's per-class ``MDSA`` (squared distances); largest relative differences of values.
+
+Times exclude compilation (each jitted path runs once first), are the median of ``--repeats``
+runs, and include moving results to the host. NeuraL-Coverage (PyTorch) is not installed here:
+NLC has no peer timing.
+"""
+
+import argparse
+import statistics
+import time
+import warnings
+
+import jax
+import numpy as np
+
+from workbench import (
+    activations,
+    cluster_coverage,
+    coverage,
+    data,
+    idc,
+    nlc,
+    passes,
+    prioritisation,
+    sign_coverage,
+    streaming,
+    surprise,
+    train,
+)
+
+
+def timed(fn, repeats):
+    fn()  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def once(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def forward_pass(model, images, batch_size=1000):
+    graphdef, state = activations.split(model)
+    sharding = streaming.batch_sharding()
+
+    @jax.jit
+    def forward(state, x):
+        return activations.forward(graphdef, state, x)
+
+    return lambda: np.concatenate([np.asarray(forward(state, jax.device_put(
+        images[i:i + batch_size], sharding))) for i in range(0, len(images), batch_size)])
+
+
+def dnn_tip_surprise(train_t, train_y, test_t, pred):
+    """dnn-tip's per-class LSA, DSA and MDSA on the same traces, timed; None if missing."""
+    try:
+        from dnn_tip import surprise as tip
+    except ImportError:
+        return None
+    out = {}
+    d = train_t.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lsa = tip.MultiModalSA.build_by_class(train_t, train_y, lambda a, p: tip.LSA(
+            a, max_features=d))
+        out["lsa"] = once(lambda: lsa(test_t, pred))
+        dsa = tip.DSA(train_t, train_y)
+        out["dsa"] = once(lambda: dsa(test_t, pred, num_threads=1))
+        mdsa = tip.MultiModalSA.build_by_class(train_t, train_y, lambda a, p: tip.MDSA(a))
+        out["mdsa"] = once(lambda: mdsa(test_t, pred))
+    return out
+
+
+def scipy_lsa(train_t, train_y, test_t, pred):
+    from scipy import stats
+    out = np.zeros(len(test_t))
+    for c in np.unique(pred):
+        kde = stats.gaussian_kde(train_t[train_y == c].T.astype(np.float64))
+        out[pred == c] = -kde.logpdf(test_t[pred == c].T.astype(np.float64))
+    return out
+
+
+def relative(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(a[keep] - b[keep]) / np.maximum(np.abs(b[keep]), 1e-12)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ss-inputs", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}")
+    model = train.load_or_train("lenet5", epochs=1, limit=10000).model
+    mnist_train, mnist_test = data.load("mnist", "train"), data.load("mnist", "test")
+    test_x = mnist_test.images
+    t_forward = timed(forward_pass(model, test_x), args.repeats)
+    trace = passes.model_trace(model, test_x)
+    t_trace = timed(lambda: passes.model_trace(model, test_x), args.repeats)
+    acts = {s: np.asarray(v) for s, v in trace.acts.items()}
+    counts = {s: v.shape[1] for s, v in acts.items()}
+    print(f"forward pass, 10,000 images: {t_forward:.3f} s; traces of every site "
+          f"{t_trace:.3f} s ({t_trace / t_forward:.1f}x)")
+    rows = []
+
+    def report(name, seconds, note=""):
+        rows.append((name, seconds, seconds / t_forward))
+        print(f"  {name:<34} {seconds:8.3f} s  {seconds / t_forward:7.2f}x forward  {note}")
+
+    print("\n1. criteria on the traces (ratio to the forward pass)")
+
+    def nlc_run():
+        state = nlc.init(counts)
+        for i in range(0, 10000, 1000):
+            state = nlc.update(state, {s: v[i:i + 1000] for s, v in acts.items()})
+        return float(nlc.value(state))
+    report("NLC (10 batches)", timed(nlc_run, args.repeats), f"NLC {nlc_run():.3f}")
+    fc2 = acts["fc2"]
+    threshold = float(np.median(np.linalg.norm(fc2[:500] - fc2[500:1000], axis=1))) / 2
+
+    def cluster_run():
+        corpus, _ = cluster_coverage.update(cluster_coverage.init(84, capacity=10000), fc2,
+                                            threshold=threshold)
+        return int(corpus.count)
+    report("cluster coverage (fc2, sequential)", timed(cluster_run, args.repeats),
+           f"{cluster_run()} stored at threshold {threshold:.2f}")
+    train_t = np.asarray(passes.model_trace(model, mnist_train.images,
+                                            sites=("fc2",)).acts["fc2"])
+    relevance = np.abs(train_t).mean(axis=0)  # the benchmark's stand-in: time, not meaning
+    clusters, t_fit = once(lambda: idc.fit(train_t, relevance, m=4, key=jax.random.key(0)))
+    report("IDC (m=4, coverage of the test set)",
+           timed(lambda: np.asarray(idc.update(idc.init(clusters), clusters, fc2)),
+                 args.repeats), f"fit on 60,000 traces {t_fit:.2f} s; ks {clusters.ks}")
+    n_ss = args.ss_inputs
+    ss = {s: acts[s][:n_ss] for s in ("fc1", "fc2")}
+    t_ss = timed(lambda: np.asarray(sign_coverage.sign_sign_coverage(ss)["fc1->fc2"]),
+                 args.repeats)
+    report(f"sign-sign fc1->fc2 ({n_ss} inputs)", t_ss,
+           f"~{t_ss * (10000 / n_ss) ** 2:.0f} s for 10,000 (quadratic)")
+    for criterion, options in (("nc", {"threshold": 0.25, "minmax_per_input": False}),
+                               ("kmnc", {"profile": passes.model_profile(
+                                   model, mnist_train.images), "k": 10})):
+        masks = coverage.input_masks(acts, criterion=criterion, **options)
+        report(f"per-input masks {criterion}", timed(lambda c=criterion, o=options: [
+            np.asarray(m) for m in coverage.input_masks(acts, criterion=c, **o).values()],
+            args.repeats))
+        report(f"CAM order {criterion}", timed(lambda m=masks: np.asarray(
+            prioritisation.coverage_additional(m)), args.repeats))
+    probs = jax.nn.softmax(trace.logits)
+    report("DeepGini", timed(lambda: np.asarray(prioritisation.deepgini(probs)), args.repeats))
+
+    print("\n2. surprise, 10,000 test x 60,000 training fc2 traces (seconds, values)")
+    train_y = mnist_train.labels.astype(np.int32)
+    pred = np.asarray(trace.logits).argmax(axis=1).astype(np.int32)
+    # Columns LSA keeps (variance >= 1e-5 in every class), dropped beforehand for everyone.
+    keep = np.all([train_t[train_y == c].var(axis=0) >= 1e-5 for c in range(10)], axis=0)
+    kept = (train_t[:, keep], train_y, fc2[:, keep], pred)
+    sa = kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ours = {"lsa": once(lambda: np.asarray(surprise.likelihood_surprise(*kept))),
+                "dsa": once(lambda: np.asarray(surprise.distance_surprise(*sa))),
+                "mdsa": once(lambda: np.asarray(surprise.mahalanobis_surprise(*sa,
+                                                                              squared=True))),
+                "mlsa": once(lambda: np.asarray(surprise.multimodal_likelihood_surprise(
+                    *kept, modes=2, key=jax.random.key(0))))}
+        ours.update({k: once(fn) for k, fn in (  # second calls: compiled
+            ("lsa", lambda: np.asarray(surprise.likelihood_surprise(*kept))),
+            ("dsa", lambda: np.asarray(surprise.distance_surprise(*sa))),
+            ("mdsa", lambda: np.asarray(surprise.mahalanobis_surprise(*sa, squared=True))))})
+    reference, t_scipy = once(lambda: scipy_lsa(*kept))
+    print(f"  kept {int(keep.sum())} of {keep.size} columns for LSA")
+    print(f"  LSA ours {ours['lsa'][1]:.2f} s; SciPy gaussian_kde per class {t_scipy:.2f} s "
+          f"({t_scipy / ours['lsa'][1]:.1f}x); max rel. diff "
+          f"{relative(ours['lsa'][0], reference):.1e}")
+    print(f"  multimodal LSA (2 modes per class, with k-means and compilation) "
+          f"{ours['mlsa'][1]:.2f} s")
+    tip = dnn_tip_surprise(*kept)
+    if tip is None:
+        print("  dnn-tip not installed: SciPy above is the LSA reference")
+    else:
+        for name in ("lsa", "dsa", "mdsa"):
+            t_ours = ours[name][1]
+            print(f"  {name.upper():<5} ours {t_ours:.2f} s, dnn-tip {tip[name][1]:.2f} s: "
+                  f"{tip[name][1] / t_ours:.1f}x faster; max rel. diff "
+                  f"{relative(ours[name][0], tip[name][0]):.1e}")
+    print("\nsummary (criterion, seconds, ratio to forward)")
+    for name, seconds, ratio in rows:
+        print(f"| {name} | {seconds:.3f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
