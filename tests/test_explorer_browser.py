@@ -213,7 +213,9 @@ def test_explorer_renders_and_reacts_in_jupyterlab(jupyterlab):
                 "(n) => [...document.querySelectorAll('.widget-image')]"
                 ".filter(i => i.offsetParent !== null && i.naturalWidth > 100).length > n",
                 arg=shown - 1)
-            assert _html(page, placeholder).count() == 0
+            page.wait_for_function(  # the placeholder gone
+                "() => ![...document.querySelectorAll('.widget-html')]"
+                ".some(e => e.offsetParent !== null && e.innerText.includes('to raise'))")
             errors = page.locator(".jp-OutputArea-output[data-mime-type="
                                   "'application/vnd.jupyter.stderr']")
             assert "Traceback" not in " ".join(errors.all_inner_texts())
