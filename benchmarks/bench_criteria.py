@@ -24,15 +24,14 @@ NLC has no peer timing.
 """
 
 import argparse
-import statistics
 import time
 import warnings
 
 import jax
 import numpy as np
+from bench_coverage import forward_pass, timed  # the same forward pass and timing
 
 from workbench import (
-    activations,
     cluster_coverage,
     coverage,
     data,
@@ -41,38 +40,15 @@ from workbench import (
     passes,
     prioritisation,
     sign_coverage,
-    streaming,
     surprise,
     train,
 )
-
-
-def timed(fn, repeats):
-    fn()  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def once(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def forward_pass(model, images, batch_size=1000):
-    graphdef, state = activations.split(model)
-    sharding = streaming.batch_sharding()
-
-    @jax.jit
-    def forward(state, x):
-        return activations.forward(graphdef, state, x)
-
-    return lambda: np.concatenate([np.asarray(forward(state, jax.device_put(
-        images[i:i + batch_size], sharding))) for i in range(0, len(images), batch_size)])
 
 
 def dnn_tip_surprise(train_t, train_y, test_t, pred):
