@@ -143,3 +143,24 @@ def test_max_pool_values_and_gradient_match_a_reshape_and_max():
     np.testing.assert_array_equal(np.asarray(grad)[:, :6, :6],
                                   mask * np.repeat(np.repeat(weights, 2, 1), 2, 2))
     assert not np.asarray(grad)[:, 6:].any()
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "--xla_cpu_use_onednn=true"),
+    ({"XLA_FLAGS": "--xla_cpu_use_onednn=false"}, "--xla_cpu_use_onednn=false"),
+    ({"WORKBENCH_XLA_DEFAULTS": "0"}, ""),
+])
+def test_package_turns_on_onednn_unless_told_otherwise(env, expected):
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64") and env == {}:
+        expected = ""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("XLA_FLAGS", "WORKBENCH_XLA_DEFAULTS")}
+    out = subprocess.run([sys.executable, "-c", "import os, workbench; "
+                          "print(os.environ.get('XLA_FLAGS', ''))"],
+                         env={**base, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

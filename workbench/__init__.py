@@ -20,7 +20,37 @@ Six layers (``ARCHITECTURE.md``), each module one concept:
 """
 
 import importlib
+import os as _os
+import platform as _platform
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
+
+
+def _xla_cpu_options() -> None:
+    """Turns on oneDNN for XLA's CPU convolutions and matmuls (``--xla_cpu_use_onednn=true``).
+
+    XLA's own CPU convolution is the floor of every model-level pass: with oneDNN a LeNet's
+    forward pass and its input gradient took about half the time on a 2-core x86 machine, with
+    the same logits (``benchmarks/bench_forward.py``; issue 19). XLA reads ``XLA_FLAGS`` when
+    JAX first uses the CPU, so this takes effect only if nothing ran on it before
+    ``workbench`` (or any of its modules) was imported. Set only on x86-64 with jaxlib 0.10 or
+    newer (an unknown flag aborts XLA); a user's own ``--xla_cpu_use_onednn`` wins, and
+    ``WORKBENCH_XLA_DEFAULTS=0`` leaves ``XLA_FLAGS`` untouched.
+    """
+    flags = _os.environ.get("XLA_FLAGS", "")
+    if _os.environ.get("WORKBENCH_XLA_DEFAULTS", "1") == "0" or "xla_cpu_use_onednn" in flags:
+        return
+    if _platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    try:
+        major, minor = (int(part) for part in _metadata.version("jaxlib").split(".")[:2])
+    except (_metadata.PackageNotFoundError, ValueError):
+        return
+    if (major, minor) >= (0, 10):
+        _os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_use_onednn=true".strip()
+
+
+_xla_cpu_options()
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time each module loads on first use
     from workbench import (
