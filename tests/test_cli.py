@@ -53,7 +53,7 @@ def test_demo_checks_the_data_runs_the_quick_profile_and_prints_the_results(data
     [run] = (tmp_path / "runs").iterdir()  # the project root here is tmp_path
     assert f"Report: runs/{run.name}/REPRODUCTION.md" in result.stdout
     assert f"Figures and tables: runs/{run.name}/figures/" in result.stdout
-    assert "jupyter lab notebooks/explorer.ipynb" in result.stdout
+    assert "jupyter lab notebooks/explorer.ipynb (run all cells" in result.stdout
     assert not (tmp_path / "figures").exists()  # the committed figures: only on purpose
     for noise in ("without encryption", "KeyboardInterrupt", "Traceback"):
         assert noise not in result.stderr + result.stdout

@@ -12,6 +12,7 @@ zoo's names and recipes are therefore listed here, and a test keeps them equal t
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -105,8 +106,14 @@ def _demo(args) -> int:
         return status
     args.profile, args.only = "quick", []
     status = reproduce.run(args)
-    print("\nExplore neurons interactively: jupyter lab notebooks/explorer.ipynb "
-          "(the widgets need JupyterLab; the notebook runs top to bottom)")
+    from workbench import files, report
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    notebooks = args.notebooks or files.project_root() / "notebooks"
+    print(f"\nExplore neurons interactively: "
+          f"{report.shown(jupyter) if jupyter.is_file() else 'jupyter'} lab "
+          f"{report.shown(Path(notebooks) / 'explorer.ipynb')} (run all cells, then click a "
+          "neuron in the heatmap)")
     return status
 
 

@@ -267,10 +267,12 @@ def add_arguments(parser: argparse.ArgumentParser, *,
             help="quick (reduced sizes for a laptop CPU, a few minutes), paper (the papers' "
                  "sizes; hours, plan on a GPU), ci (toy sizes for the tests), another name in "
                  "notebooks/profiles/, or a path to a YAML file (default: quick)")
+        found = sorted(p.stem for p in (files.project_root() / "notebooks").glob("*.ipynb"))
         parser.add_argument(
             "--only", action="append", default=[], metavar="NAME",
-            help="run only this notebook: quickstart, explorer, deepfault, deepxplore or "
-                 "fuzzing (repeatable). The report of a partial run stays in its run folder")
+            help="run only this notebook (repeatable): "
+                 + (", ".join(found) if found else "a name in notebooks/, e.g. quickstart")
+                 + ". The report of a partial run stays in its run folder")
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR",
         help="the run folder: executed notebooks, their figures and tables, the report "
