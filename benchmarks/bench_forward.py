@@ -10,7 +10,8 @@ the first dense layer's rows permuted so the logits agree); the 10,000 MNIST tes
 batches of ``--batch-size``. Each side gets the images in its own layout (NHWC for us, NCHW for
 PyTorch), converted before timing; our times include ``device_put`` of each batch and the logits
 back to host memory, PyTorch's run under ``torch.inference_mode()`` with its default threads
-(one per core). Times are the best of ``--repeats`` after one warm-up run (compilation).
+(one per core), on ``--torch-device`` (``cpu``; ``cuda`` beside JAX on a GPU). Times are the
+best of ``--repeats`` after one warm-up run (compilation).
 
 ``--layers`` times one model layer by layer on the same inputs: each layer alone, jitted (us)
 and eager (PyTorch), fed the previous layer's real outputs: where the time goes.
@@ -97,10 +98,13 @@ def _pure(model):
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
-def theirs(net, images_nchw, batch_size):
+def theirs(net, images_nchw, batch_size, device="cpu"):
+    net = net.to(device)
+    images_nchw = images_nchw.to(device)
+
     def run():
         with torch.inference_mode():
-            return np.concatenate([net(images_nchw[i:i + batch_size]).numpy()
+            return np.concatenate([net(images_nchw[i:i + batch_size]).cpu().numpy()
                                    for i in range(0, len(images_nchw), batch_size)])
 
     return run
@@ -169,6 +173,7 @@ def main():
                                             "deepfault_8x20_leaky")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--torch-device", default="cpu", help="PyTorch's device (cuda on a GPU)")
     parser.add_argument("--layers", default="lenet5", help="a model to time layer by layer, "
                         "or '' for none")
     args = parser.parse_args()
@@ -191,12 +196,12 @@ def main():
         t_ours = best(run, args.repeats)
         t_theirs, diff = float("nan"), float("nan")
         if torch is not None:
-            run_t = theirs(torch_model(model), images_nchw, args.batch_size)
+            run_t = theirs(torch_model(model), images_nchw, args.batch_size, args.torch_device)
             t_theirs = best(run_t, args.repeats)
             diff = float(np.max(np.abs(run() - run_t())))
         print(f"   {name:22s} {t_ours:7.3f} {t_theirs:7.3f} {t_ours / t_theirs:6.2f} "
               f"{diff:10.1e}")
-    if args.layers:
+    if args.layers and args.torch_device == "cpu":
         model = models.create(args.layers, seed=0)
         model.eval()
         by_layer(model, images, args.batch_size, args.repeats)
