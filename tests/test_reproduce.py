@@ -304,3 +304,15 @@ def test_a_dead_kernel_is_reported_with_its_last_output(folder):
     report = (folder / "run" / "REPRODUCTION.md").read_text()
     assert "DeadKernelError" in report
     assert "The kernel's last output (dies.kernel.log):" in report and "last words" in report
+
+
+def test_the_kernels_share_the_data_root_the_model_cache_and_a_compilation_cache(folder,
+                                                                                monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(folder / "jax"))  # a user's wins
+    _notebook(folder / "notebooks" / "env.ipynb", 'n: int = 1\nout_dir: str = "unused"\n',
+              "import os\nfrom pathlib import Path\nout = Path(out_dir); out.mkdir(parents=True)\n"
+              "names = ['WORKBENCH_DATA', 'WORKBENCH_CACHE', 'JAX_COMPILATION_CACHE_DIR']\n"
+              "(out / 'env.txt').write_text('\\n'.join(os.environ.get(k, '-') for k in names))")
+    assert _run(folder, "--only", "env") == 0
+    data, cache, jax_cache = (folder / "run" / "figures" / "env" / "env.txt").read_text().split("\n")
+    assert "-" not in (data, cache) and jax_cache == str(folder / "jax")

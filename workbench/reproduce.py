@@ -21,7 +21,9 @@ A run writes only into its run folder, ``runs/<timestamp>/`` (ignored by git; ``
 chooses another): the executed notebooks, their figures and tables in ``figures/<notebook>/``
 below it, and the report ``REPRODUCTION.md`` (:mod:`workbench.report`: only what this run
 produced). A failing notebook is reported with its cell and error, and the others still run.
-The run ends by printing every notebook's headline numbers and where everything is.
+The run ends by printing every notebook's headline numbers and where everything is. The
+kernels share JAX's persistent compilation cache (``$JAX_COMPILATION_CACHE_DIR``, default
+``jax/`` in :func:`workbench.files.cache_folder`), so a second run compiles little.
 
 The committed figures change only on purpose: ``--update-figures`` copies the figures of every
 notebook that ran into ``figures/`` (the quick profile's) or ``figures/<profile>/`` (any other
@@ -356,8 +358,12 @@ def run(args: argparse.Namespace) -> int:
              for key in profile if key != DEFAULTS_KEY and key not in names]
     run_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
+    # JAX's persistent compilation cache: a later run (and a notebook compiling what an earlier
+    # one did) loads the compiled programs instead of compiling them again.
     with _environment(WORKBENCH_DATA=str(common.data_root()),
-                      WORKBENCH_CACHE=str(common.model_cache())):
+                      WORKBENCH_CACHE=str(common.model_cache()),
+                      JAX_COMPILATION_CACHE_DIR=str(files.cache_folder() / "jax"),
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.1"):
         bar = tqdm(notebooks, desc="notebooks", unit="notebook", disable=not args.progress)
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
