@@ -29,6 +29,9 @@ def test_headlines_name_the_row_and_its_measured_value(tmp_path):
     assert lines[0] == "lenet5: site fc1,..." and len(lines) == 6
     assert lines[-1] == "... 2 more rows in the report"
     assert report.headlines(tmp_path / "nothing") == []
+    (tmp_path / "results.md").write_text(
+        "| weights | claim | ours | runs |\n|---|---|---|---|\n| trained | found | 875.7 | 2 |\n")
+    assert report.headlines(tmp_path) == ["found (trained): 875.7"]
 
 
 def test_a_failed_notebook_shows_its_error_and_no_tables(tmp_path):

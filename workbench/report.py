@@ -125,7 +125,7 @@ def _clip(text: str, width: int) -> str:
 
 def headlines(folder: str | os.PathLike, *, limit: int = 5, width: int = 100) -> list[str]:
     """The first ``limit`` rows of ``folder/results.md`` as one line each: what the row is about
-    (its first column, and its ``setting``), then its measured value (the ``ours``,
+    (its ``claim`` or ``quantity``, else its first column, with its ``setting`` or ``weights``), then its measured value (the ``ours``,
     ``measured`` or ``value`` column, and the ``verdict``) or else its other cells; a last line
     counts the rows left out.
 
@@ -142,7 +142,10 @@ def headlines(folder: str | os.PathLike, *, limit: int = 5, width: int = 100) ->
     lines = []
     for row in rows[:limit]:
         columns = list(row)
-        about = row[columns[0]] + (f" ({row['setting']})" if row.get("setting") else "")
+        name = next((c for c in ("claim", "quantity") if c in row), columns[0])
+        context = [row[c] for c in ("setting", "weights") if row.get(c)]
+        about = row[name] + (f" ({', '.join(context)})" if context else "")
+        columns = [name] + [c for c in columns if c != name]
         value = next((row[c] for c in ("ours", "measured", "value") if c in row), None)
         if value is None:
             value = ", ".join(f"{c} {row[c]}" for c in columns[1:] if row[c])
