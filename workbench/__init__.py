@@ -4,19 +4,24 @@ Six layers (``ARCHITECTURE.md``), each module one concept:
 
 - kernels, pure functions on ``{site: (batch, neurons)}``: ``coverage`` (NC and the DeepGauge
   family), ``patterns`` (TKNP), ``profiles`` (training ranges), ``spectra`` and
-  ``suspiciousness`` (DeepFault's fault localisation), ``surprise`` (LSA, DSA), ``stats``
+  ``suspiciousness`` (DeepFault's fault localisation), ``surprise`` (LSA, DSA, MDSA, multimodal
+  LSA), ``nlc`` (NeuraL Coverage), ``cluster_coverage`` (TensorFuzz's), ``idc``
+  (importance-driven coverage), ``sign_coverage`` (sign-sign coverage), ``clustering``
+  (k-means, silhouette), ``prioritisation`` (test-input prioritisation, APFD), ``stats``
   (significance, effect sizes, intervals), ``sites`` (site and neuron bookkeeping),
   ``validation`` (argument checks);
 - the model layer: ``models`` (the zoo, imported Keras models), ``keras`` (Keras 2 files read as
   data), ``activations`` (the one contract for reading neurons), ``train`` (Optax training, safe
-  checkpoints), ``data`` (MNIST, CIFAR-10, the released models' files), ``files`` (atomic
-  writes);
+  checkpoints), ``data`` (MNIST, CIFAR-10, the released models' files), ``sources`` (their URLs
+  and SHA-256 digests), ``files`` (atomic writes);
 - passes, datasets through a model: ``streaming``, ``passes``;
 - algorithms: ``synthesis`` (DeepFault), ``differential`` (DeepXplore), ``constraints`` (image
   transformations), ``adversarial`` (FGSM), ``retraining``, ``fuzzing`` (DeepHunter, TensorFuzz)
   with ``mutations`` (its image mutations);
-- experiments and front ends, imported on demand: ``workbench.experiments``,
-  ``workbench.plots``, ``workbench.widgets``, ``workbench.reproduce``, ``workbench.cli``.
+- experiments and front ends, also loaded on first use but left out of ``import *``:
+  ``experiments``, ``plots``, ``widgets``, ``reproduce``, ``report``, ``cli``, ``course``
+  (the teaching course's student and HTML versions), ``selfcheck`` (the course's exercise
+  checks).
 """
 
 import importlib
@@ -56,20 +61,27 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each module load
     from workbench import (
         activations,
         adversarial,
+        cluster_coverage,
+        clustering,
         constraints,
         coverage,
         data,
         differential,
         files,
         fuzzing,
+        idc,
         keras,
         models,
         mutations,
+        nlc,
         passes,
         patterns,
+        prioritisation,
         profiles,
         retraining,
+        sign_coverage,
         sites,
+        sources,
         spectra,
         stats,
         streaming,
@@ -83,20 +95,27 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each module load
 __all__ = [
     "activations",
     "adversarial",
+    "cluster_coverage",
+    "clustering",
     "constraints",
     "coverage",
     "data",
     "differential",
     "files",
     "fuzzing",
+    "idc",
     "keras",
     "models",
     "mutations",
+    "nlc",
     "passes",
     "patterns",
+    "prioritisation",
     "profiles",
     "retraining",
+    "sign_coverage",
     "sites",
+    "sources",
     "spectra",
     "stats",
     "streaming",
@@ -106,6 +125,17 @@ __all__ = [
     "train",
     "validation",
 ]
+# Experiments and front ends: loaded on first use too, but not by ``from workbench import *``.
+_ON_DEMAND = (
+    "cli",
+    "course",
+    "experiments",
+    "plots",
+    "report",
+    "reproduce",
+    "selfcheck",
+    "widgets",
+)
 __version__ = "0.1.0"
 
 
@@ -116,11 +146,13 @@ def __getattr__(name: str):
         >>> import workbench
         >>> workbench.coverage.__name__
         'workbench.coverage'
+        >>> workbench.course.__name__
+        'workbench.course'
     """
-    if name in __all__:
+    if name in __all__ or name in _ON_DEMAND:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *_ON_DEMAND})
