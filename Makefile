@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export WORKBENCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean course course-student
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+course-student: venv
+	$(BIN)/workbench course student runs/course/student
+
+course: venv
+	$(BIN)/workbench course html runs/course/html
 
 bench: venv
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -82,7 +82,7 @@ def empty(tmp_path):
 def test_help_lists_the_commands(empty):
     result = empty("--help")
     assert result.returncode == 0
-    for command in ("data", "train", "demo", "reproduce"):
+    for command in ("data", "train", "demo", "reproduce", "course"):
         assert command in result.stdout
 
 
@@ -91,7 +91,7 @@ def test_help_imports_no_jax_and_shows_no_markup():
     code = """
 import sys
 from workbench import cli
-for args in ([], ["data"], ["train"], ["demo"], ["reproduce"]):
+for args in ([], ["data"], ["train"], ["demo"], ["reproduce"], ["course"]):
     try:
         cli.main([*args, "--help"])
     except SystemExit:
@@ -111,7 +111,8 @@ print("jax" in sys.modules, "flax" in sys.modules)
     assert "usage: workbench reproduce" in result.stderr and "usage: workbench demo" in \
         result.stderr and "unrecognized arguments: --profile paper" in result.stderr
     for text in ("lenet5", "cifar_gap", "10 on mnist, 40 on cifar10", "(default: 0)",
-                 "(default: quick)", "--update-figures", "passes over the training images"):
+                 "(default: quick)", "--update-figures", "passes over the training images",
+                 "{student,html}"):
         assert text in result.stdout, text
 
 

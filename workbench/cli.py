@@ -193,6 +193,19 @@ def _parser() -> argparse.ArgumentParser:
                           "others still run. figures/ changes only with --update-figures."))
     reproduce.add_arguments(reproduce_parser)
     reproduce_parser.set_defaults(run=_reproduce, parser=reproduce_parser)
+
+    from workbench import course  # light: the standard library only
+
+    course_parser = commands.add_parser(
+        "course", formatter_class=_FORMATTER,
+        help="the course (notebooks/course/): student versions, or HTML with outputs",
+        description=_text("student: write every chapter with its solutions and hidden tests "
+                          "removed (for handing out; nbgrader-compatible metadata kept). "
+                          "html: run every chapter with papermill and render it to HTML with "
+                          "its outputs and figures, for publishing. Both write under "
+                          "runs/course/ unless OUT is given."))
+    course.add_arguments(course_parser)
+    course_parser.set_defaults(run=course.run, parser=course_parser)
     return parser
 
 

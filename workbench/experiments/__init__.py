@@ -6,7 +6,9 @@
 scale, with ``deepfault_published``, the published values, and ``deepfault_verdicts``, a verdict
 per claim), ``deepxplore`` (difference-inducing inputs, coverage
 against baselines, hyperparameters, retraining), ``explorer`` (the neuron explorer's data),
-``fuzzing`` (coverage-guided against random fuzzing) and ``quickstart`` (the tour's
+``deepxplore_models``, ``deepxplore_tables`` and ``deepxplore_published`` (the paper-scale
+tables, their models and the published values), ``fuzzing`` (coverage-guided against random
+fuzzing), ``prioritisation`` (APFD of test-input prioritisers) and ``quickstart`` (the tour's
 measurements). They sit above the algorithms (``synthesis``,
 ``differential``, ...) and below the front ends (``widgets``, ``plots``, ``reproduce``).
 """
@@ -18,8 +20,12 @@ from workbench.experiments import (
     deepfault_published,
     deepfault_verdicts,
     deepxplore,
+    deepxplore_models,
+    deepxplore_published,
+    deepxplore_tables,
     explorer,
     fuzzing,
+    prioritisation,
     quickstart,
 )
 
@@ -30,7 +36,11 @@ __all__ = [
     "deepfault_published",
     "deepfault_verdicts",
     "deepxplore",
+    "deepxplore_models",
+    "deepxplore_published",
+    "deepxplore_tables",
     "explorer",
     "fuzzing",
+    "prioritisation",
     "quickstart",
 ]
