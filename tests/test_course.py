@@ -180,9 +180,18 @@ def test_student_command(tmp_path):
 
 
 @pytest.fixture()
-def chapter_env(data_root, model_cache, monkeypatch):
+def chapter_env(data_root, model_cache, jax_cache, monkeypatch):
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
+    # The kernels share JAX's persistent compilation cache, as `workbench reproduce` does: a
+    # student version compiles little of what its chapter with solutions compiled.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(jax_cache))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax_cache")
 
 
 def _execute(path, tmp_path, *, student: bool):
