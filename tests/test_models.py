@@ -27,6 +27,9 @@ EXPECTED = {
                   "conv6": 128, "fc1": 128},
     "cifar_gap": {"conv1": 48, "conv2": 48, "conv3": 96, "conv4": 96, "conv5": 192,
                   "conv6": 192},
+    # He et al. 2016, section 4.2: the stem, then per block its first conv and its output.
+    "resnet20": {"conv1": 16, **{f"block{k}{part}": filters for k, filters in zip(
+        range(1, 10), (16,) * 3 + (32,) * 3 + (64,) * 3) for part in ("_conv1", "")}},
 }
 
 
@@ -169,3 +172,126 @@ def test_package_turns_on_onednn_unless_told_otherwise(env, expected):
     out = subprocess.run([sys.executable, "-c", code],
                          env={**base, **env}, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+# ------------------------------------------------------------------------ ResNet-20
+_TINY_RESNET = (("conv", 4, 3, "SAME", "relu", "bn"), ("block", 4, 1), ("block", 8, 2),
+                ("gap",), ("dense", 10))
+
+
+def _filled(make, seed=0):
+    """The module ``make()`` builds, with random weights and batch statistics but without
+    compiling its initialisers (``nnx.eval_shape``, then NumPy values)."""
+    graphdef, state = nnx.split(nnx.eval_shape(make))
+    rng = np.random.default_rng(seed)
+    values = {"kernel": lambda s: rng.standard_normal(s) * np.sqrt(2 / np.prod(s[:-1])),
+              "var": lambda s: rng.uniform(0.5, 2.0, s), "scale": lambda s: rng.uniform(0.5, 2, s)}
+    pure = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jnp.asarray(values.get(path[-1].key, lambda s: rng.standard_normal(s)
+                                                   * 0.1)(leaf.shape), jnp.float32),
+        nnx.to_pure_dict(state))
+    nnx.replace_by_pure_dict(state, pure)
+    return nnx.merge(graphdef, state)
+
+
+def _resnet20(seed=0):
+    return _filled(lambda: models.Sequential(input_shape=(32, 32, 3), rngs=nnx.Rngs(0),
+                                             **models.spec("resnet20")[1]), seed)
+
+
+def test_resnet20_has_the_papers_parameter_count():
+    net = nnx.eval_shape(lambda: models.Sequential(input_shape=(32, 32, 3), rngs=nnx.Rngs(0),
+                                                   **models.spec("resnet20")[1]))
+    count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(net, nnx.Param)))
+    bn = 2  # scale and bias per channel
+    stem = 3 * 3 * 3 * 16 + bn * 16
+    stage1 = 3 * (2 * 3 * 3 * 16 * 16 + 2 * bn * 16)
+    stage2 = 3 * 3 * 16 * 32 + 5 * 3 * 3 * 32 * 32 + 6 * bn * 32
+    stage3 = 3 * 3 * 32 * 64 + 5 * 3 * 3 * 64 * 64 + 6 * bn * 64
+    assert count == stem + stage1 + stage2 + stage3 + 64 * 10 + 10 == 269_722  # "0.27M"
+    stats = jax.tree.leaves(nnx.state(net, nnx.BatchStat))
+    assert sum(int(np.prod(p.shape)) for p in stats) == 2 * (16 + 6 * 16 + 6 * 32 + 6 * 64)
+
+
+def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+    x = jnp.arange(2 * 4 * 4 * 2, dtype=jnp.float32).reshape(2, 4, 4, 2)
+    out = np.asarray(models.option_a_shortcut(x, 4, 2))
+    assert out.shape == (2, 2, 2, 4)
+    np.testing.assert_array_equal(out[..., :2], np.asarray(x)[:, [0, 2]][:, :, [0, 2]])
+    assert not out[..., 2:].any()
+    np.testing.assert_array_equal(models.option_a_shortcut(x, 2, 1), x)
+
+
+def _numpy_bn(z, bn):
+    return ((z - np.asarray(bn.mean[...])) / np.sqrt(np.asarray(bn.var[...]) + 1e-5)
+            * np.asarray(bn.scale[...]) + np.asarray(bn.bias[...]))
+
+
+def test_basic_block_matches_numpy_at_stride_two():
+    block = _filled(lambda: models.BasicBlock(2, 4, 2, rngs=nnx.Rngs(0)))
+    x = np.random.default_rng(1).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    z1, h1, z2, h2 = (np.asarray(v) for v in block(x))
+    # A stride-2 conv padded by 1 is the stride-1 SAME conv at even positions: aligned with
+    # the shortcut's subsampling.
+    conv1 = _numpy_conv(x, np.asarray(block.conv1.kernel[...]), "SAME")[:, ::2, ::2]
+    np.testing.assert_allclose(z1, _numpy_bn(conv1, block.bn1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(h1, np.maximum(z1, 0))
+    conv2 = _numpy_conv(h1, np.asarray(block.conv2.kernel[...]), "SAME")
+    shortcut = np.pad(x[:, ::2, ::2], ((0, 0), (0, 0), (0, 0), (0, 2)))
+    np.testing.assert_allclose(z2, _numpy_bn(conv2, block.bn2) + shortcut, rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(h2, np.maximum(z2, 0))
+
+
+def test_batch_norm_trains_on_batch_statistics_and_evaluates_on_running_ones():
+    net = _filled(lambda: models.Sequential(_TINY_RESNET, (8, 8, 3), rngs=nnx.Rngs(0)))
+    x = np.random.default_rng(2).uniform(size=(4, 8, 8, 3)).astype(np.float32)
+    conv = _numpy_conv(x, np.asarray(net.conv1.kernel[...]), "SAME")
+    convention = activations.Convention("pre", "none")
+
+    def stem():
+        return np.asarray(activations.activations(net, x, convention=convention)["conv1"])
+
+    np.testing.assert_allclose(stem(), _numpy_bn(conv, net.conv1_bn).reshape(4, -1),
+                               rtol=1e-4, atol=1e-4)
+    mean, var = np.asarray(net.conv1_bn.mean[...]), np.asarray(net.conv1_bn.var[...])
+    net.train()  # batch statistics, running averages updated (Flax momentum 0.9)
+    net(x)
+    np.testing.assert_allclose(net.conv1_bn.mean[...], 0.9 * mean + 0.1 * conv.mean((0, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.conv1_bn.var[...], 0.9 * var + 0.1 * conv.var((0, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    # Every pass merges in evaluation mode: the new running averages, whatever the model's mode.
+    assert activations.merge(*activations.split(net)).conv1_bn.use_running_average
+    np.testing.assert_allclose(stem(), _numpy_bn(conv, net.conv1_bn).reshape(4, -1),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_resnet20_coverage_and_a_differential_step():
+    from workbench import coverage, differential, passes
+
+    net = _resnet20()
+    images = np.random.default_rng(3).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+    cov = passes.model_coverage(net, images, criteria=("nc", "tknc"), batch_size=4)
+    assert list(cov["nc"]) == list(EXPECTED["resnet20"])
+    assert 0 < coverage.ratio(cov["tknc"]) < 1
+    # Against a one-conv network: the gradient through resnet20 is what is tested, and a
+    # second resnet20 would double the compilation.
+    other = _filled(lambda: models.Sequential((("conv", 4, 3, "SAME"), ("gap",), ("dense", 10)),
+                                              (32, 32, 3), rngs=nnx.Rngs(0)))
+    result = differential.generate([net, other], images, key=jax.random.key(0), iterations=1,
+                                   batch_size=4)
+    assert result.predictions.shape == (2, len(result.inputs))
+    assert len(result.inputs) == len(result.iterations) == len(result.seed_index)
+    assert {site for site in result.covered[0]} >= set(EXPECTED["resnet20"])
+
+
+def test_keras_export_refuses_blocks_and_batch_norm_by_layer():
+    from workbench import keras
+
+    net = nnx.eval_shape(lambda: models.Sequential(_TINY_RESNET, (8, 8, 3), rngs=nnx.Rngs(0)))
+    with pytest.raises(keras.KerasError, match=r"to_keras: layer 0 \('conv', 4, 3, 'SAME', "
+                                               r"'relu', 'bn'\)"):
+        models.to_keras(net, "unused.h5")
+    with pytest.raises(keras.KerasError, match=r"zoo='resnet20'.*residual block or batch norm"):
+        models.from_keras(None, "unused.h5", zoo="resnet20")

@@ -2,6 +2,7 @@
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -97,6 +98,74 @@ def test_recipes_follow_the_papers():
     assert train.recipe("deepfault_5x30_relu") == train.Recipe(10, 32, 1e-3, False)
     assert train.recipe("lenet5").batch_size == 128
     assert train.recipe("cifar_vgg").augment
+    # He et al. 2016, section 4.2; 164 epochs of 50,000 // 128 = 390 steps are ~64k iterations.
+    assert train.recipe("resnet20") == train.Recipe(
+        164, 128, 0.1, True, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
+        milestones=(32_000, 48_000))
+    assert 164 * (50_000 // 128) == 63_960
+
+
+def test_sgd_steps_follow_the_milestones_and_the_weight_decay():
+    # Plain SGD, learning rate 0.1 divided by 10 after steps 2 and 4; gradient 1, weight 2:
+    # update = -rate * (gradient + weight_decay * weight).
+    tx = train._optimizer("sgd", 0.1, 0.0, 0.5, (2, 4))
+    params, state = jnp.full(1, 2.0), None
+    state = tx.init(params)
+    steps = []
+    for _ in range(5):
+        update, state = tx.update(jnp.ones(1), state, params)
+        steps.append(float(update[0]))
+    np.testing.assert_allclose(steps, [-0.2, -0.2, -0.02, -0.02, -0.002], rtol=1e-6)
+    momentum = train._optimizer("sgd", 1.0, 0.9, 0.0, ())
+    state = momentum.init(params)
+    updates = [float(momentum.update(jnp.ones(1), state, params)[0][0])]
+    state = momentum.update(jnp.ones(1), state, params)[1]
+    updates.append(float(momentum.update(jnp.ones(1), state, params)[0][0]))
+    np.testing.assert_allclose(updates, [-1.0, -1.9], rtol=1e-6)  # trace = g + 0.9 trace
+    assert train._optimizer("sgd", 0.1, 0.9, 1e-4, (1,)) is train._optimizer(
+        "sgd", 0.1, 0.9, 1e-4, (1,))  # one object per setting: no recompilation
+
+
+_TINY_RESNET = (("conv", 4, 3, "SAME", "relu", "bn"), ("block", 4, 1), ("block", 8, 2),
+                ("gap",), ("dense", 10))
+
+
+def _tiny_resnet(seed):
+    """A two-block ResNet on 8x8 inputs with random weights and batch statistics, without
+    compiling its initialisers."""
+    graphdef, state = nnx.split(nnx.eval_shape(
+        lambda: models.Sequential(_TINY_RESNET, (8, 8, 3), rngs=nnx.Rngs(0))))
+    rng = np.random.default_rng(seed)
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape) if path[-1].key == "var"
+                                       else rng.uniform(-0.5, 0.5, leaf.shape), jnp.float32),
+        nnx.to_pure_dict(state)))
+    return nnx.merge(graphdef, state)
+
+
+def test_training_updates_batch_statistics_and_checkpoints_keep_them(tmp_path):
+    rng = np.random.default_rng(0)
+    dataset = data.Dataset(rng.uniform(size=(32, 8, 8, 3)).astype(np.float32),
+                           rng.integers(0, 10, 32).astype(np.int32), tuple("0123456789"))
+    model = _tiny_resnet(0)
+    before = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+    train.train(model, dataset, epochs=1, batch_size=16, learning_rate=0.1, optimizer="sgd",
+                momentum=0.9, weight_decay=1e-4, milestones=(1,))
+    after = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    assert not np.allclose(after["conv1_bn"]["mean"], before["conv1_bn"]["mean"])
+    assert not np.allclose(after["block2"]["bn2"]["var"], before["block2"]["bn2"]["var"])
+    assert model.block1.bn1.use_running_average  # returned in evaluation mode
+    path = tmp_path / "resnet.msgpack"
+    train.save(model, path)
+    restored, _ = train.load(_tiny_resnet(1), path)
+    for a, b in zip(jax.tree.leaves(nnx.state(restored, nnx.BatchStat)),
+                    jax.tree.leaves(nnx.state(model, nnx.BatchStat))):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(restored(dataset.images[:4]), model(dataset.images[:4]))
+    with pytest.raises(ValueError, match="unknown optimizer .adagrad."):
+        train.train(model, dataset, epochs=1, batch_size=16, optimizer="adagrad")
+    with pytest.raises(ValueError, match="milestones must be a tuple of increasing"):
+        train.train(model, dataset, epochs=1, batch_size=16, milestones=(5, 2))
 
 
 def test_second_training_run_does_not_recompile(mnist, monkeypatch):

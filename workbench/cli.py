@@ -16,15 +16,17 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-# models.names() by dataset, and train.recipe(name).epochs (tests/test_cli.py checks both).
+# models.names() by dataset, and train.recipe(name).epochs: per dataset, or per model where a
+# paper gives its own (tests/test_cli.py checks them).
 ZOO = {
     "mnist": ("lenet1", "lenet4", "lenet5", "deepfault_3x50_relu", "deepfault_3x50_leaky",
               "deepfault_5x30_relu", "deepfault_5x30_leaky", "deepfault_6x25_relu",
               "deepfault_6x25_leaky", "deepfault_8x20_relu", "deepfault_8x20_leaky"),
     "cifar10": ("deepfault_cifar_1x512", "deepfault_cifar_2x256", "deepfault_cifar_4x128",
-                "cifar_lenet", "cifar_vgg", "cifar_gap"),
+                "cifar_lenet", "cifar_vgg", "cifar_gap", "resnet20"),
 }
 RECIPE_EPOCHS = {"mnist": 10, "cifar10": 40}
+MODEL_EPOCHS = {"resnet20": 164}  # He et al. 2016: 64k iterations of batch 128
 DOWNLOADS = ("mnist", "cifar10", "released")  # data.DOWNLOADS
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter  # descriptions wrapped by _text
@@ -152,8 +154,9 @@ def _parser() -> argparse.ArgumentParser:
         "train", formatter_class=_FORMATTER,
         help="train a zoo model, or load it from the model cache",
         description=_text("Train a model of the zoo with its recipe (Adam, the zoo's batch "
-                          "size), or load the cached checkpoint trained with the same "
-                          "settings, and print its test accuracy."),
+                          "size; SGD as in the ResNet paper for resnet20), or load the "
+                          "cached checkpoint trained with the same settings, and print its "
+                          "test accuracy."),
         epilog=_models_text())
     train_parser.add_argument("model", metavar="MODEL", help="a zoo model (listed below)")
     train_parser.add_argument(
@@ -162,7 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--epochs", type=int, default=None, metavar="N",
         help="passes over the training images (default: the recipe's, "
-             + ", ".join(f"{n} on {d}" for d, n in RECIPE_EPOCHS.items()) + ")")
+             + ", ".join([*(f"{n} on {d}" for d, n in RECIPE_EPOCHS.items()),
+                          *(f"{n} for {m}" for m, n in MODEL_EPOCHS.items())]) + ")")
     train_parser.add_argument("--seed", type=int, default=0, metavar="S",
                               help="seed of the initial weights and the shuffling (default: 0)")
     train_parser.add_argument("--limit", type=int, default=None, metavar="N",

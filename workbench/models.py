@@ -23,6 +23,11 @@ Zoo (``names()``):
   different shape for differential testing: a wide LeNet (5x5 convolutions), a small VGG
   (three blocks of two 3x3 convolutions), and an all-convolutional net ending in global
   average pooling (Springenberg et al., ICLR 2015 workshop, in spirit).
+- ``resnet20``: the CIFAR-10 ResNet-20 of He et al., "Deep Residual Learning for Image
+  Recognition", CVPR 2016, section 4.2 (0.27M parameters, Table 6): a 3x3 conv of 16 filters
+  with batch norm and ReLU, three stages of three :class:`BasicBlock` (16, 32, 64 filters; the
+  first block of stages 2 and 3 has stride 2), global average pooling, dense 10. Sites: the
+  stem ``conv1``, each block's inner ``block<k>_conv1`` and its output ``block<k>``.
 """
 
 import functools
@@ -32,16 +37,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jaxtyping import Array, ArrayLike, Float
 
 from workbench import keras, validation
 from workbench.activations import Pooling, PreActivation
 
 __all__ = [
+    "BasicBlock",
     "Sequential",
     "create",
     "dataset_of",
     "from_keras",
     "names",
+    "option_a_shortcut",
     "released",
     "released_names",
     "spec",
@@ -195,14 +203,84 @@ def _is_nhwc(numbers) -> bool:
     return tuple(lhs) == (0, 3, 1, 2) and tuple(rhs) == (3, 2, 0, 1) and tuple(out) == (0, 3, 1, 2)
 
 
+def option_a_shortcut(x: Float[ArrayLike, "batch h w c"], filters: int, stride: int
+                      ) -> Float[Array, "batch h2 w2 filters"]:
+    """ResNet's parameter-free shortcut, option A: the identity, subsampled and zero-padded.
+
+    Where a block changes the shape, the input is subsampled by ``stride`` (rows and columns
+    ``0, stride, 2 * stride, ...``, the centres of the block's strided convolution) and its
+    channels are padded with zeros up to ``filters``: the identity fills the first channels
+    (the paper only says "extra zero entries padded"; some reimplementations pad both ends).
+
+    References:
+        He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, sections 3.3
+        (option A) and 4.2 (CIFAR-10: "we use identity shortcuts in all cases").
+    """
+    x = jnp.asarray(x)[:, ::stride, ::stride]
+    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, filters - x.shape[-1])))
+
+
+# He et al.'s initialisation (ICCV 2015, section 2.2, the forward case: variance 2 / fan-in),
+# which the ResNet paper uses (section 3.4).
+_HE_NORMAL = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def _he_conv(channels, filters, stride, rngs):
+    # 3x3 without bias (batch norm follows), padded by 1 on every side: at stride 2, output i
+    # is centred on input 2i, where the option-A shortcut samples (XLA's SAME would pad only
+    # the far side and centre it on 2i + 1).
+    return nnx.Conv(channels, filters, (3, 3), strides=stride, padding=((1, 1), (1, 1)),
+                    use_bias=False, kernel_init=_HE_NORMAL, rngs=rngs,
+                    conv_general_dilated=shifted_conv)
+
+
+def _batch_norm(features, rngs):
+    # Momentum 0.9 (Flax's convention: running = 0.9 running + 0.1 batch), as Torch's, in
+    # which the paper's models were trained; the paper does not state one. Built in evaluation
+    # mode (running averages), so calling a fresh model never changes its statistics;
+    # ``train.train`` switches to batch statistics.
+    return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, use_running_average=True,
+                         rngs=rngs)
+
+
+class BasicBlock(nnx.Module):
+    """ResNet's basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the option-A shortcut, then ReLU.
+
+    Calling it returns the four values :class:`Sequential` sows: the first convolution's
+    batch-normalised output and its ReLU (site ``block<k>_conv1``), the sum of the second
+    convolution's batch-normalised output and the shortcut, and its ReLU (site ``block<k>``).
+
+    References:
+        He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Figure 2 and
+        section 4.2.
+    """
+
+    def __init__(self, channels: int, filters: int, stride: int, *, rngs: nnx.Rngs):
+        self.filters, self.stride = filters, stride
+        self.conv1 = _he_conv(channels, filters, stride, rngs)
+        self.bn1 = _batch_norm(filters, rngs)
+        self.conv2 = _he_conv(filters, filters, 1, rngs)
+        self.bn2 = _batch_norm(filters, rngs)
+
+    def __call__(self, x):
+        z1 = self.bn1(self.conv1(x))
+        h1 = jax.nn.relu(z1)
+        z2 = self.bn2(self.conv2(h1)) + option_a_shortcut(x, self.filters, self.stride)
+        return z1, h1, z2, jax.nn.relu(z2)
+
+
 class Sequential(nnx.Module):
     """A feed-forward network built from a plan of layers, sowing every site.
 
     The plan is a tuple of tuples:
     ``("conv", filters, kernel, padding)``, ``("pool",)`` (2x2 max), ``("gap",)`` (global
-    average pooling), ``("dropout", rate)``, ``("dense", units)``; the last dense layer is the
-    logit layer and is not sown. Hidden layers use ``activation`` (``"relu"`` or ``"leaky"``),
-    conv and dense layers can be told ``dense_activation`` separately. A conv or hidden dense
+    average pooling), ``("dropout", rate)``, ``("dense", units)``, ``("block", filters,
+    stride)`` (a ResNet :class:`BasicBlock`, sowing sites ``block<k>_conv1`` and ``block<k>``);
+    the last dense layer is the logit layer and is not sown. ``("conv", filters, kernel,
+    padding, act, "bn")`` is a convolution without bias followed by batch norm (its
+    pre-activation value is the normalised one). Hidden layers use ``activation``
+    (``"relu"`` or ``"leaky"``), conv and dense layers can be told ``dense_activation``
+    separately. A conv or hidden dense
     layer may name its own activation last, ``("conv", filters, kernel, padding, act)`` or
     ``("dense", units, act)``, with ``act`` one of ``"relu"``, ``"leaky"`` (slope 0.01),
     ``"linear"``, ``"tanh"``, ``"sigmoid"`` or ``("leaky", slope)`` (what
@@ -231,7 +309,9 @@ class Sequential(nnx.Module):
         for i, layer in enumerate(self.plan):
             op = layer[0]
             prefix = {"conv": "conv", "pool": "pool", "gap": "gap", "dropout": "dropout",
-                      "dense": "fc"}[op]
+                      "dense": "fc", "block": "block"}.get(op)
+            if prefix is None:
+                raise ValueError(f"unknown layer {op!r}")
             counter[prefix] = counter.get(prefix, 0) + 1
             name = f"{prefix}{counter[prefix]}"
             if op == "dense" and i == dense_layers[-1]:
@@ -241,13 +321,22 @@ class Sequential(nnx.Module):
             if op == "conv":
                 _, filters, kernel, padding = layer[:4]
                 acts[-1] = layer[4] if len(layer) > 4 else self.activation
+                normed = layer[5:] == ("bn",)
+                init = {"use_bias": False, "kernel_init": _HE_NORMAL} if normed else {}
                 setattr(self, name, nnx.Conv(channels, filters, (kernel, kernel),
                                              padding=padding, rngs=rngs,
-                                             conv_general_dilated=shifted_conv))
+                                             conv_general_dilated=shifted_conv, **init))
+                if normed:
+                    setattr(self, f"{name}_bn", _batch_norm(filters, rngs))
                 if padding == "VALID":
                     height, width = height - kernel + 1, width - kernel + 1
                 channels = filters
                 sites.append(name)
+            elif op == "block":
+                _, filters, stride = layer
+                setattr(self, name, BasicBlock(channels, filters, stride, rngs=rngs))
+                height, width, channels = -(-height // stride), -(-width // stride), filters
+                sites += [f"{name}_conv1", name]
             elif op == "pool":
                 height, width = height // 2, width // 2
                 sites.append(name)
@@ -264,8 +353,6 @@ class Sequential(nnx.Module):
                 if name != "logits":
                     sites.append(name)
                     acts[-1] = layer[2] if len(layer) > 2 else self.dense_activation
-            else:
-                raise ValueError(f"unknown layer {op!r}")
         for spec in acts:
             if spec is not None:
                 _check_activation(spec)
@@ -283,9 +370,16 @@ class Sequential(nnx.Module):
                 z = getattr(self, name)(h)
                 if name == "logits":
                     return z
+                if layer[5:] == ("bn",):
+                    z = getattr(self, f"{name}_bn")(z)
                 _sow(self, PreActivation, name, z)
                 h = _activate(act, z)
                 _sow(self, nnx.Intermediate, name, h)
+            elif op == "block":
+                z1, h1, z, h = getattr(self, name)(h)
+                for site, pre, post in ((f"{name}_conv1", z1, h1), (name, z, h)):
+                    _sow(self, PreActivation, site, pre)
+                    _sow(self, nnx.Intermediate, site, post)
             elif op == "pool":
                 h = _max_pool_2x2(h)
                 _sow(self, Pooling, name, h)
@@ -338,6 +432,11 @@ _SPECS["cifar_gap"] = ("cifar10", {"plan": (
     ("conv", 48, 3, "SAME"), ("conv", 48, 3, "SAME"), ("pool",), ("dropout", 0.2),
     ("conv", 96, 3, "SAME"), ("conv", 96, 3, "SAME"), ("pool",), ("dropout", 0.3),
     ("conv", 192, 3, "SAME"), ("conv", 192, 1, "SAME"), ("gap",), ("dense", 10))})
+_SPECS["resnet20"] = ("cifar10", {"plan": (
+    ("conv", 16, 3, "SAME", "relu", "bn"),
+    *(("block", filters, 2 if filters > 16 and i == 0 else 1)
+      for filters in (16, 32, 64) for i in range(3)),
+    ("gap",), ("dense", 10))})
 
 
 def names() -> tuple[str, ...]:
@@ -395,6 +494,16 @@ def _resolved(model: Sequential) -> tuple[tuple, ...]:
         base = layer[:4] if layer[0] == "conv" else layer[:2] if layer[0] == "dense" else layer
         layers.append(base if act is None else (*base, act))
     return tuple(layers)
+
+
+def _check_keras_layers(plan: tuple, source: str) -> None:
+    """Refuses a plan with a layer a Keras ``Sequential`` file cannot hold, naming it."""
+    for index, layer in enumerate(plan):
+        if layer[0] == "block" or layer[5:] == ("bn",):
+            raise keras.KerasError(
+                f"{source}: layer {index} {layer} (a residual block or batch norm) has no "
+                f"Keras Sequential form; only conv, pool, gap, dropout and dense layers are "
+                f"read and written")
 
 
 def _assign(model: Sequential, arrays: list, file: str) -> None:
@@ -466,6 +575,7 @@ def from_keras(architecture: str | os.PathLike | None, weights: str | os.PathLik
                           data_format=data_format)
         model = _build_plan(plan.layers, plan.input_shape, plan.use_bias, jax.random.key(0))
     else:
+        _check_keras_layers(spec(zoo)[1]["plan"], f"from_keras(zoo={zoo!r})")
         model = create(zoo)
         stored = keras.read_weights(weights)
         if architecture is None and stored.model_config is None:
@@ -496,6 +606,7 @@ def to_keras(model: Sequential, weights: str | os.PathLike,
     if not isinstance(model, Sequential):
         raise ValueError(
             f"model must be a workbench Sequential, got {type(model).__name__}")
+    _check_keras_layers(model.plan, "to_keras")
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     values = []
     for name, layer in zip(model.names, model.plan):

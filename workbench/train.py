@@ -1,15 +1,20 @@
 """Optax training of the zoo, deterministic under a seed, with safe msgpack checkpoints.
 
-Checkpoints hold the model's parameters as a plain nested dict of arrays in Flax's msgpack
-serialisation (``flax.serialization``), which stores data only: loading never runs code.
+Checkpoints hold the model's parameters and batch-norm statistics (``nnx.Param`` and
+``nnx.BatchStat``) as a plain nested dict of arrays in Flax's msgpack serialisation (``flax.serialization``), which stores data only: loading never runs code.
 They are cached in one folder per user, :func:`default_cache` (``$WORKBENCH_CACHE``, else
 ``~/.cache/workbench/models`` or the platform's cache folder), keyed by model, dataset, epochs,
 seed and training-set size, so a checkpoint trained from one folder is found from any other.
 
 Recipes (``recipe(name)``) follow the papers: Adam with batch 32 for DeepFault's MNIST networks
 (Eniser et al., FASE 2019, section 5.1), Adam with batch 128 for the LeNets (the DeepXplore
-code used Adadelta, batch 256; Adam reaches the published accuracies in fewer epochs), and
-Adam with random flips and shifts for CIFAR-10.
+code used Adadelta, batch 256; Adam reaches the published accuracies in fewer epochs),
+Adam with random flips and shifts for CIFAR-10, and for ``resnet20`` the ResNet paper's own
+(He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2): SGD with
+momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 divided by 10 at 32k and 48k
+iterations, 64k iterations (164 epochs of 390 steps on the 50k training images), 4-pixel
+padding, a random 32x32 crop and a random horizontal flip. The paper's per-pixel mean
+subtraction is left out: every zoo model takes images in [0, 1].
 """
 
 import functools
@@ -44,12 +49,21 @@ __all__ = [
 
 
 class Recipe(NamedTuple):
-    """How a zoo model is trained."""
+    """How a zoo model is trained (the arguments of :func:`train`)."""
 
     epochs: int
     batch_size: int
     learning_rate: float
     augment: bool  # random horizontal flips and shifts of up to 4 pixels (CIFAR-10)
+    optimizer: str = "adam"  # "adam" or "sgd"
+    momentum: float = 0.0  # SGD's momentum
+    weight_decay: float = 0.0  # L2 coefficient added to the gradient
+    milestones: tuple[int, ...] = ()  # steps at which the learning rate is divided by 10
+
+
+# He et al., CVPR 2016, section 4.2: 64k iterations of batch 128 are 164 epochs of 390 steps.
+_RESNET = Recipe(epochs=164, batch_size=128, learning_rate=0.1, augment=True, optimizer="sgd",
+                 momentum=0.9, weight_decay=1e-4, milestones=(32_000, 48_000))
 
 
 class TrainResult(NamedTuple):
@@ -65,10 +79,14 @@ def recipe(name: str) -> Recipe:
     """The training recipe of a zoo model (epochs, batch size, learning rate, augmentation).
 
     Example:
-        >>> recipe("lenet5")
-        Recipe(epochs=10, batch_size=128, learning_rate=0.001, augment=False)
+        >>> recipe("lenet5")[:4]
+        (10, 128, 0.001, False)
+        >>> recipe("resnet20").milestones
+        (32000, 48000)
     """
     dataset = models.dataset_of(name)
+    if name == "resnet20":
+        return _RESNET
     if name.startswith("deepfault_") and dataset == "mnist":
         return Recipe(epochs=10, batch_size=32, learning_rate=1e-3, augment=False)
     if dataset == "mnist":
@@ -163,10 +181,16 @@ def _check_labels(graphdef, state, dataset, shape) -> None:
 
 
 @functools.cache
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-    # One transformation object per rate: it is part of the optimizer's graphdef, so a fresh
-    # one per call would make every call of ``train`` compile its step again.
-    return optax.adam(learning_rate)
+def _optimizer(name: str, learning_rate: float, momentum: float, weight_decay: float,
+               milestones: tuple[int, ...]) -> optax.GradientTransformation:
+    # One transformation object per setting: it is part of the optimizer's graphdef, so a
+    # fresh one per call would make every call of ``train`` compile its step again.
+    rate = (optax.piecewise_constant_schedule(learning_rate, dict.fromkeys(milestones, 0.1))
+            if milestones else learning_rate)
+    step = optax.adam(rate) if name == "adam" else optax.sgd(rate, momentum=momentum or None)
+    # Coupled L2 decay, ``g + weight_decay * w`` before the momentum (Caffe's and Torch's SGD,
+    # as the ResNet paper trained), on every parameter, batch-norm scales and biases included.
+    return optax.chain(optax.add_decayed_weights(weight_decay), step) if weight_decay else step
 
 
 def _loss(model, images, labels):
@@ -176,7 +200,8 @@ def _loss(model, images, labels):
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "augment"), donate_argnums=(1,))
 def _train_step(graphdef, state, key, images, labels, index, *, augment):
-    """One Adam step on the batch ``images[index]``; returns the new state, key and loss."""
+    """One optimizer step on the batch ``images[index]`` (batch norm on batch statistics,
+    its running averages updated); returns the new state, key and loss."""
     model, optimizer = nnx.merge(graphdef, state)
     key, sub = jax.random.split(key)
     batch = images[index]
@@ -190,19 +215,29 @@ def _train_step(graphdef, state, key, images, labels, index, *, augment):
 def train(model: nnx.Module, dataset: data.Dataset, *, epochs: validation.Int,
           batch_size: validation.Int,
           learning_rate: validation.Float = 1e-3, augment: bool = False, seed: validation.Int = 0,
+          optimizer: str = "adam", momentum: validation.Float = 0.0,
+          weight_decay: validation.Float = 0.0, milestones: tuple[int, ...] = (),
           progress: bool = False) -> nnx.Module:
-    """Trains ``model`` in place with Adam on softmax cross-entropy and returns it.
+    """Trains ``model`` in place on softmax cross-entropy and returns it.
 
     Deterministic under ``seed``: the shuffling, the dropout masks and the augmentation all
     derive from it. Each batch is one jitted step, compiled once per architecture and
-    learning rate; the last incomplete batch of an epoch is dropped.
+    optimizer setting; the last incomplete batch of an epoch is dropped. Batch norm trains on
+    batch statistics and updates its running averages; the model is returned in evaluation
+    mode.
 
     Args:
         model: an NNX model returning logits.
         dataset: the training split.
-        epochs, batch_size, learning_rate: Adam's schedule.
+        epochs, batch_size, learning_rate: the schedule.
         augment: random flips and shifts (for CIFAR-10).
         seed: the seed of everything random.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        momentum: SGD's momentum (0: none).
+        weight_decay: L2 coefficient added to every parameter's gradient (coupled, as in the
+            ResNet paper's SGD).
+        milestones: steps (counted over the whole run) at which the learning rate is divided
+            by 10.
         progress: show a tqdm progress bar.
     """
     from tqdm.auto import tqdm
@@ -211,6 +246,16 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: validation.Int,
     batch_size = validation.positive_int(batch_size, "batch_size")
     learning_rate = float(validation.scalar(learning_rate, "learning_rate", above=0.0))
     seed = validation.seed(seed)
+    optimizer = validation.choice(optimizer, "optimizer", ("adam", "sgd"))
+    momentum = float(validation.scalar(momentum, "momentum", minimum=0.0))
+    if momentum >= 1.0:
+        raise ValueError(f"momentum must be below 1, got {momentum}")
+    weight_decay = float(validation.scalar(weight_decay, "weight_decay", minimum=0.0))
+    if not isinstance(milestones, tuple) or not all(
+            validation.is_int(m) and m > 0 for m in milestones) or list(milestones) != sorted(
+            set(milestones)):
+        raise ValueError(f"milestones must be a tuple of increasing positive ints (steps), got "
+                         f"{milestones!r}")
     _check_dataset(dataset)
     parts = activations.split(model)
     shape = activations.check_model_input(parts, dataset.images, "dataset.images")
@@ -219,7 +264,9 @@ def train(model: nnx.Module, dataset: data.Dataset, *, epochs: validation.Int,
         raise ValueError(f"{len(dataset.images)} training examples is fewer than one batch "
                          f"of {batch_size}")
     model.train()
-    optimizer = nnx.Optimizer(model, _adam(learning_rate), wrt=nnx.Param)
+    transformation = _optimizer(optimizer, learning_rate, momentum, weight_decay,
+                                tuple(int(m) for m in milestones))
+    optimizer = nnx.Optimizer(model, transformation, wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     # Each step donates its state. Copy it first: the arrays may be shared with another model
     # (``nnx.clone`` shares them), whose buffers donation would otherwise delete.
@@ -270,10 +317,15 @@ def cache_path(name: str, dataset: str, *, epochs: validation.Int, seed: validat
     return folder / f"{name}-{dataset}-e{epochs}-s{seed}{subset}.msgpack"
 
 
+# What a checkpoint holds: the weights and batch norm's running averages.
+_SAVED = nnx.Any(nnx.Param, nnx.BatchStat)
+
+
 def save(model: nnx.Module, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
-    """Writes the model's parameters (and JSON-able ``metadata``) to ``path`` atomically
-    (:func:`workbench.files.atomic_write`: a crash never leaves a truncated checkpoint)."""
-    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    """Writes the model's parameters and batch statistics (and JSON-able ``metadata``) to
+    ``path`` atomically (:func:`workbench.files.atomic_write`: a crash never leaves a truncated
+    checkpoint)."""
+    params = nnx.to_pure_dict(nnx.state(model, _SAVED))
     params = jax.tree.map(np.asarray, params)
     payload = serialization.msgpack_serialize(
         {"params": params, "metadata": json.dumps(metadata or {})})
@@ -282,7 +334,8 @@ def save(model: nnx.Module, path: str | os.PathLike, *, metadata: dict | None = 
 
 
 def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
-    """Reads parameters saved by :func:`save` into ``model`` (same architecture).
+    """Reads parameters and batch statistics saved by :func:`save` into ``model`` (same
+    architecture).
 
     Returns:
         The model and the checkpoint's metadata.
@@ -307,7 +360,7 @@ def load(model: nnx.Module, path: str | os.PathLike) -> tuple[nnx.Module, dict]:
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: the checkpoint's metadata is not JSON ({_reason(error)})"
                          ) from None
-    state = nnx.state(model, nnx.Param)
+    state = nnx.state(model, _SAVED)
     model_params = nnx.to_pure_dict(state)
     expected = jax.tree.map(np.shape, model_params)
     found = jax.tree.map(np.shape, params)
@@ -388,7 +441,9 @@ def load_or_train(name: str, dataset: str | None = None, *, epochs: validation.I
                                    train_split.class_names)
     start = time.perf_counter()
     train(model, train_split, epochs=epochs, batch_size=plan.batch_size,
-          learning_rate=plan.learning_rate, augment=plan.augment, seed=seed, progress=progress)
+          learning_rate=plan.learning_rate, augment=plan.augment, seed=seed,
+          optimizer=plan.optimizer, momentum=plan.momentum, weight_decay=plan.weight_decay,
+          milestones=plan.milestones, progress=progress)
     seconds = time.perf_counter() - start
     test_accuracy = accuracy(model, data.load(dataset, "test", root=root))
     save(model, path, metadata={"model": name, "dataset": dataset, "epochs": epochs,
