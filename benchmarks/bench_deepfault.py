@@ -1,6 +1,7 @@
 """DeepFault: the vectorised spectrum and synthesis against loops shaped like the released code.
 
-Run: ``WORKBENCH_DATA=... python benchmarks/bench_deepfault.py [--seeds-baseline 100]``.
+Run: ``WORKBENCH_DATA=... python benchmarks/bench_deepfault.py [--seeds-baseline 100]
+[--limit-only]``.
 
 1. Hit spectrum of every neuron over the 60,000 MNIST training images on
    ``deepfault_5x30_leaky``: ``passes.model_spectrum`` (one jitted pass per batch of 1,000)
@@ -10,10 +11,14 @@ Run: ``WORKBENCH_DATA=... python benchmarks/bench_deepfault.py [--seeds-baseline
    than the released code) on all 60,000 images, and in a list, as released (``test_idx in
    correct_classifications``, quadratic in the inputs), on ``--faithful`` images.
 2. Synthesis from 1,000 seeds with the 10 most suspicious neurons: ``synthesis.synthesize``
-   (vmap over seeds in one jit) against the released ``input_synthesis.py`` structure: per seed
+   (all seeds as one batch in one jit, one backward pass a step) against the released ``input_synthesis.py`` structure: per seed
    and per neuron one compiled gradient call, then a per-pixel Python loop that averages,
    scales and clips. The loop runs on ``--seeds-baseline`` seeds and is scaled linearly to
    1,000 (it is linear in the seeds); both numbers are printed.
+3. Synthesis against its limit: seed-steps per second of ``synthesize`` (the public call, with
+   its checks) over those of one jitted batched forward + backward pass of the model on the
+   same seeds, medians of interleaved runs; for one step (DeepFault's setting, which also
+   reads the targets and logits on the results: one more forward pass) and ``--steps`` steps.
 
 Times exclude compilation (each fast path is run once first) and include moving results to
 the host. The model is an untrained-weights-agnostic benchmark subject: it is trained for one
@@ -93,20 +98,53 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def limit_per_second(model, seeds, repeats=5):
-    """Seed-steps per second of one batched forward and backward pass of ``model`` (the input
-    gradient of its logits' sum) over all ``seeds``, jitted: what one synthesis step costs at
-    least."""
+def limit_step(model, seeds):
+    """One batched forward and backward pass of ``model`` (the input gradient of its logits'
+    sum) over all ``seeds``, jitted and compiled: what one synthesis step costs at least."""
     graphdef, state = activations.split(model)
     grad = jax.jit(jax.grad(lambda x, s: activations.forward(graphdef, s, x).sum()))
     x = jnp.asarray(seeds)
     grad(x, state).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        grad(x, state).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return len(seeds) / min(times)
+    return lambda: grad(x, state)
+
+
+def limit_per_second(model, seeds, repeats=5):
+    """Seed-steps per second of :func:`limit_step` (the best of ``repeats``)."""
+    step = limit_step(model, seeds)
+    return len(seeds) / min(timed(step)[1] for _ in range(repeats))
+
+
+def against_limit(model, seeds, targets, n_steps=1, rounds=9):
+    """Median seconds of ``synthesis.synthesize`` (step 1, d=0.1) and of the limit, timed in
+    turn ``rounds`` times on the same device array of seeds (a shared machine is noisy)."""
+    x = jnp.asarray(seeds)
+    limit = limit_step(model, seeds)
+
+    def run():
+        return synthesis.synthesize(model, x, targets, step_size=1.0, d=0.1, n_steps=n_steps)
+
+    run()  # compile
+    times = np.array([(timed(run)[1], timed(limit)[1]) for _ in range(rounds)])
+    return float(np.median(times[:, 0])), float(np.median(times[:, 1]))
+
+
+def _seeds_and_targets(model, images, labels, spectrum, args):
+    """``args.seeds`` correctly classified training images and the ``args.k`` neurons of
+    highest D* suspiciousness."""
+    correct = np.flatnonzero(train.predict(model, images) == labels)
+    seeds = images[np.random.default_rng(0).choice(correct, args.seeds, replace=False)]
+    return seeds, suspiciousness.top_k(suspiciousness.dstar(spectrum), args.k)
+
+
+def _print_against_limit(model, seeds, targets, args):
+    for n_steps in sorted({1, args.steps}):
+        run_s, limit_s = against_limit(model, seeds, targets, n_steps)
+        rate = len(seeds) * n_steps / run_s
+        print(f"synthesis, {len(seeds)} seeds, k={args.k}, {n_steps} step(s): {rate:,.0f} "
+              f"seed-steps/s, limit {len(seeds) / limit_s:,.0f} (a batched forward + backward "
+              f"of the model over the same seeds): {rate * limit_s / len(seeds):.2f} of the "
+              f"limit; {len(seeds) / run_s:,.0f} synthesized inputs/s (medians of 9 "
+              f"interleaved runs)")
 
 
 def main():
@@ -114,6 +152,10 @@ def main():
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--seeds-baseline", type=int, default=100)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10,
+                        help="also measure the iterative variant with this many steps")
+    parser.add_argument("--limit-only", action="store_true",
+                        help="only the synthesis against its limit (no loops)")
     parser.add_argument("--faithful", type=int, default=10000,
                         help="images for the loop with the released code's list membership")
     args = parser.parse_args()
@@ -125,6 +167,9 @@ def main():
 
     passes.model_spectrum(model, images[:1000], labels[:1000])  # compile
     fast, fast_s = timed(passes.model_spectrum, model, images, labels)
+    if args.limit_only:
+        _print_against_limit(model, *_seeds_and_targets(model, images, labels, fast, args), args)
+        return
     slow, slow_s = timed(loop_spectrum, model, images, labels)
     for name, (cs, cf, us, uf) in slow.items():
         assert np.array_equal(np.asarray(fast.a_s[name]), cs)
@@ -140,20 +185,11 @@ def main():
     print(f"spectrum, {n} images, released code's list membership (quadratic in inputs): "
           f"vectorised {small_s:.3f} s, loop {list_s:.2f} s, ratio {list_s / small_s:.0f}x")
 
-    predictions = train.predict(model, images)
-    correct = np.flatnonzero(predictions == labels)
-    rng = np.random.default_rng(0)
-    seeds = images[rng.choice(correct, args.seeds, replace=False)]
-    targets = suspiciousness.top_k(suspiciousness.dstar(fast), args.k)
+    seeds, targets = _seeds_and_targets(model, images, labels, fast, args)
     flat = np.asarray(synthesis.target_indices(model, seeds.shape[1:], targets))
     synthesis.synthesize(model, seeds, targets, step_size=1.0, d=0.1)  # compile
     out, fast_s = timed(synthesis.synthesize, model, seeds, targets, step_size=1.0, d=0.1)
-    np.asarray(out.inputs)
-    limit = limit_per_second(model, seeds)
-    print(f"synthesis, {args.seeds} seeds: {args.seeds / fast_s:,.0f} seed-steps/s "
-          f"(one step each), limit {limit:,.0f} (a batched forward + backward of the model over "
-          f"the same seeds): {args.seeds / fast_s / limit:.2f} of the limit; "
-          f"{args.seeds / fast_s:,.0f} synthesized inputs/s")
+    _print_against_limit(model, seeds, targets, args)
     n = args.seeds_baseline
     reference, loop_s = timed(loop_synthesis, model, seeds[:n], flat, 1.0, 0.1)
     np.testing.assert_allclose(np.asarray(out.inputs[:n]), reference, atol=1e-5)

@@ -90,6 +90,33 @@ def test_matches_released_loop(normalize):
     np.testing.assert_allclose(np.asarray(out.inputs), reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("normalize", ["none", "sign", "l2"])
+def test_one_backward_pass_equals_the_mean_of_per_neuron_gradients(normalize):
+    # The gradient of the targets' mean activation (one backward pass) against the mean of
+    # every target's own input gradient (the released code's k passes), on a tiny model.
+    net = models.Sequential(plan=(("dense", 6), ("dense", 5), ("dense", 3)), input_shape=(2, 3, 1),
+                            activation="leaky", rngs=nnx.Rngs(7))
+    seeds = jax.random.uniform(jax.random.key(8), (4, 2, 3, 1))
+    targets = [("fc1", 0), ("fc1", 5), ("fc2", 2), ("fc2", 4)]
+    flat = np.asarray(synthesis.target_indices(net, (2, 3, 1), targets))
+
+    def values(x):
+        return activations.flatten(activations.trace(net, x[None], convention="pre").acts)[0]
+
+    expected = []
+    for x in np.asarray(seeds):
+        mean = np.asarray(jax.jacrev(values)(jnp.asarray(x)))[flat].mean(axis=0)
+        if normalize == "sign":
+            mean = np.sign(mean)
+        elif normalize == "l2":
+            mean = mean / np.sqrt((mean ** 2).sum())
+        expected.append(np.clip(x + np.clip(0.3 * mean, -0.2, 0.2), 0.0, 1.0))
+    out = synthesis.synthesize(net, seeds, targets, step_size=0.3, d=0.2, normalize=normalize)
+    np.testing.assert_allclose(np.asarray(out.inputs), np.stack(expected), atol=1e-6)
+    before = np.stack([values(jnp.asarray(x))[flat] for x in np.asarray(seeds)])
+    np.testing.assert_allclose(np.asarray(out.before), before, atol=1e-6)
+
+
 @pytest.mark.parametrize("n_steps, normalize", [(1, "none"), (1, "sign"), (6, "rms")])
 def test_inside_ball_and_box(n_steps, normalize):
     net = models.create("deepfault_5x30_relu", seed=0)

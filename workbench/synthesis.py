@@ -15,8 +15,12 @@ Steps 3-4 are the projection onto the intersection of the L-infinity ball of rad
 around the seed and the box ``[0, 1]``; with ``n_steps > 1`` the same projected step repeats
 from the current input (the iterative variant, like projected gradient ascent). The update is
 an Optax transformation (``optax.scale(step_size)``) followed by the projections of
-``optax.projections``; all seeds run under one ``jax.vmap`` inside one ``jax.jit``, looping
-with ``lax.fori_loop``. Step size and ``d`` are traced: changing them does not recompile.
+``optax.projections``; all seeds run as one batch inside one ``jax.jit``, looping with
+``lax.fori_loop``. Step size and ``d`` are traced: changing them does not recompile.
+
+Steps 1-2 cost one batched backward pass, not ``k``: the mean of the neurons' gradients is the
+gradient of their mean activation. Only ``normalize="rms"``, which rescales each neuron's
+gradient before the mean, takes the per-neuron Jacobian (``k`` backward passes).
 
 ``normalize``:
 
@@ -84,56 +88,74 @@ class Synthesis(NamedTuple):
 
 
 def _targets(x, graphdef, state, targets, conv):
-    """The target neurons' values and the logits for one input ``x`` (no batch axis)."""
-    result = activations.neurons(graphdef, state, x[None], conv)
-    return activations.flatten(result.acts)[0][targets], result.logits[0]
+    """The target neurons' values ``(n, k)`` and the logits for a batch ``x``."""
+    result = activations.neurons(graphdef, state, x, conv)
+    return activations.flatten(result.acts)[:, targets], result.logits
 
 
 def _direction(jacobian, normalize: str):
-    """The ascent direction from per-neuron input gradients ``(k, *input_shape)``."""
+    """The ascent direction from per-neuron input gradients ``(k, *input_shape)`` of one seed
+    (``normalize="rms"``: each is normalised before they are averaged)."""
     axes = tuple(range(1, jacobian.ndim))
-    if normalize == "rms":
-        rms = jnp.sqrt(jnp.mean(jacobian ** 2, axis=axes, keepdims=True))
-        jacobian = jacobian / (rms + 1e-5)
-    direction = jacobian.mean(axis=0)
+    rms = jnp.sqrt(jnp.mean(jacobian ** 2, axis=axes, keepdims=True))
+    return (jacobian / (rms + 1e-5)).mean(axis=0)
+
+
+def _finish(direction, normalize: str):
+    """``"sign"`` and ``"l2"`` applied to one seed's averaged gradient."""
     if normalize == "sign":
-        direction = jnp.sign(direction)
-    elif normalize == "l2":
+        return jnp.sign(direction)
+    if normalize == "l2":
         norm = jnp.sqrt(jnp.sum(direction ** 2))
-        direction = jnp.where(norm > 0, direction / jnp.where(norm > 0, norm, 1.0), 0.0)
+        return jnp.where(norm > 0, direction / jnp.where(norm > 0, norm, 1.0), 0.0)
     return direction
 
 
-def _ascend_one(seed, graphdef, state, targets, step_size, d, *, normalize, n_steps, conv):
-    """DeepFault's projected ascent from one seed; returns the synthesised input."""
-    def values(x):
-        return _targets(x, graphdef, state, targets, conv)[0]
+def _gradients(x, graphdef, state, targets, normalize, conv):
+    """Every seed's ascent direction at ``x`` ``(n, ...)`` and its target values ``(n, k)``.
 
-    tx = optax.scale(step_size)
+    The mean of the ``k`` neurons' input gradients is the input gradient of their mean
+    activation (linearity), so ``"none"``, ``"sign"`` and ``"l2"`` take one batched backward
+    pass; ``"rms"`` normalises each neuron's gradient first and needs the per-neuron Jacobian
+    (``k`` backward passes).
+    """
+    if normalize == "rms":
+        def per_neuron(x):  # (k,) summed over the seeds, which do not interact
+            values = _targets(x, graphdef, state, targets, conv)[0]
+            return values.sum(axis=0), values
 
-    def body(_, x):
-        direction = _direction(jax.jacrev(values)(x), normalize)
-        updates, _ = tx.update(direction, tx.init(x))
-        x = optax.apply_updates(x, updates)
-        delta = optax.projections.projection_linf_ball(x - seed, d)
-        return optax.projections.projection_box(seed + delta, 0.0, 1.0)
+        jacobian, values = jax.jacrev(per_neuron, has_aux=True)(x)  # (k, n, ...)
+        return jax.vmap(_direction, in_axes=(1, None))(jacobian, normalize), values
 
-    return jax.lax.fori_loop(0, n_steps, body, seed)
+    def mean_activation(x):
+        values = _targets(x, graphdef, state, targets, conv)[0]
+        return values.mean(axis=1).sum(), values
+
+    grads, values = jax.grad(mean_activation, has_aux=True)(x)
+    return jax.vmap(functools.partial(_finish, normalize=normalize))(grads), values
 
 
 def _synthesize_impl(graphdef, state, seeds, targets, step_size, d, *, normalize, n_steps,
                      conv):
-    ascend = functools.partial(_ascend_one, normalize=normalize, n_steps=n_steps, conv=conv)
-    inputs = jax.vmap(ascend, in_axes=(0, None, None, None, None, None))(
-        seeds, graphdef, state, targets, step_size, d)
-    read = jax.vmap(lambda x: _targets(x, graphdef, state, targets, conv))
-    before, _ = read(seeds)
-    after, logits = read(inputs)
-    diff = (inputs - seeds).reshape(seeds.shape[0], -1)
-    return Synthesis(inputs=inputs, seeds=seeds, before=before, after=after, logits=logits,
+    """DeepFault's projected ascent from every seed at once, then the measures (``seeds`` in
+    the result is left for the caller to fill: returning an input would copy it)."""
+    def step(x):
+        direction, values = _gradients(x, graphdef, state, targets, normalize, conv)
+        updates, _ = optax.scale(step_size).update(direction, optax.EmptyState())
+        delta = optax.projections.projection_linf_ball(optax.apply_updates(x, updates) - seeds,
+                                                       d)
+        return optax.projections.projection_box(seeds + delta, 0.0, 1.0), values
+
+    # The first step's forward pass reads the targets on the seeds ("before").
+    inputs, before = step(seeds)
+    if n_steps > 1:
+        inputs = jax.lax.fori_loop(1, n_steps, lambda _, x: step(x)[0], inputs)
+    after, logits = _targets(inputs, graphdef, state, targets, conv)
+    change = jnp.abs(inputs - seeds).reshape(seeds.shape[0], -1)
+    return Synthesis(inputs=inputs, seeds=None, before=before, after=after, logits=logits,
                      predictions=jnp.argmax(logits, axis=-1).astype(jnp.int32),
-                     l1=jnp.abs(diff).sum(axis=1), l2=jnp.sqrt((diff ** 2).sum(axis=1)),
-                     linf=jnp.abs(diff).max(axis=1))
+                     l1=change.sum(axis=1), l2=jnp.sqrt((change * change).sum(axis=1)),
+                     linf=change.max(axis=1))
 
 
 _synthesize = jax.jit(_synthesize_impl,
@@ -143,6 +165,23 @@ _synthesize = jax.jit(_synthesize_impl,
 def _is_pair(target) -> bool:
     """Whether ``target`` is one ``(site, index)`` pair (a tuple or a list)."""
     return isinstance(target, (tuple, list)) and len(target) == 2 and isinstance(target[0], str)
+
+
+_COUNTS: dict = {}  # (graphdef, input shape, convention, weight shapes) -> neuron counts
+
+
+def _neuron_counts(model, parts, input_shape, conv) -> dict[str, int]:
+    """``activations.neuron_counts``, remembered per model structure, weight shapes and input
+    shape (it traces the model; :func:`synthesize` asks on every call). ``parts``: the model's
+    ``(graphdef, state)``."""
+    graphdef, state = parts
+    weights = tuple((tuple(v.shape), str(v.dtype)) for v in jax.tree.leaves(state))
+    key = (graphdef, input_shape, conv, weights)
+    if key not in _COUNTS:
+        if len(_COUNTS) >= 64:
+            _COUNTS.clear()
+        _COUNTS[key] = activations.neuron_counts(model, input_shape, convention=conv)
+    return _COUNTS[key]
 
 
 def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *,
@@ -162,8 +201,13 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
         >>> target_indices(models.create("deepfault_3x50_relu"), (28, 28, 1), [("fc2", 3)]).tolist()
         [53]
     """
-    counts = activations.neuron_counts(model, tuple(input_shape),
-                                       convention=activations.as_convention(convention))
+    return _flat_targets(model, activations.split(model), tuple(input_shape), targets,
+                         activations.as_convention(convention))
+
+
+def _flat_targets(model, parts, input_shape, targets, conv):
+    """:func:`target_indices` for a model already split into ``parts``."""
+    counts = _neuron_counts(model, parts, input_shape, conv)
     total = sum(counts.values())
     if isinstance(targets, (jax.Array, np.ndarray)):
         flat = np.asarray(targets).reshape(-1) if np.ndim(targets) == 0 else np.asarray(targets)
@@ -194,12 +238,18 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
     return jnp.asarray(flat, jnp.int32)
 
 
+@jax.jit
+def _extremes(x):
+    return jnp.min(x), jnp.max(x)
+
+
 def _check_unit_range(seeds) -> None:
     """Seeds in ``[0, 1]``: the projection's box, so every synthesised input lies within ``d``
     of its seed (from a seed of 2.0 the box alone moves it by 1.0)."""
     if seeds.size == 0 or validation.is_traced(seeds):
         return
-    low, high = float(jnp.min(seeds)), float(jnp.max(seeds))
+    low, high = (seeds.min(), seeds.max()) if isinstance(seeds, np.ndarray) else _extremes(seeds)
+    low, high = float(low), float(high)
     if low < 0.0 or high > 1.0:
         raise ValueError(f"seeds must lie in [0, 1] (the pixel range synthesis projects onto), "
                          f"got values in [{low:g}, {high:g}]"
@@ -254,12 +304,13 @@ def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets
     d = validation.scalar(d, "d", minimum=0.0)
     conv = activations.as_convention(convention)
     graphdef, state = activations.split(model)
-    seeds = jnp.asarray(validation.images(seeds, "seeds"), jnp.float32)
+    seeds = validation.images(seeds, "seeds")
     _check_unit_range(seeds)
     shape = activations.check_model_input((graphdef, state), seeds, "seeds")
-    flat = target_indices(model, shape, targets, convention=conv)
+    seeds = jnp.asarray(seeds, jnp.float32)
+    flat = _flat_targets(model, (graphdef, state), shape, targets, conv)
     return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,
-                       n_steps=n_steps, conv=conv)
+                       n_steps=n_steps, conv=conv)._replace(seeds=seeds)
 
 
 def choose_seeds(labels: Int[ArrayLike, " n"], predictions: Int[ArrayLike, " n"], label: int,
