@@ -46,10 +46,14 @@ run bench_memory --sizes 10000,50000,100000
 run bench_coverage --repeats 5
 run bench_deepxplore
 run bench_deepfault
+# Three CIFAR-10 models (resnet20, cifar_vgg, cifar_lenet, one epoch on all 50k training
+# images): coverage, spectra and the joint generator on the whole test set, 1,000 seeds.
+run bench_cifar --full --repeats 3
 for extra in benchmarks/bench_*.py; do  # any other benchmark, with its defaults
   name=$(basename "$extra" .py)
   case $name in
-    bench_forward|bench_passes|bench_memory|bench_coverage|bench_deepxplore|bench_deepfault) ;;
+    bench_forward|bench_passes|bench_memory|bench_coverage|bench_deepxplore|bench_deepfault\
+      |bench_cifar) ;;
     *) run "$name" ;;
   esac
 done
