@@ -36,6 +36,15 @@ def _tiny(seed, pool="pool"):
         input_shape=(6, 6, 1), activation="leaky", rngs=nnx.Rngs(params=seed, dropout=seed))
 
 
+def _tiny_trio():
+    """Three tiny untrained models that agree on 36 of :func:`_tiny_seeds`."""
+    return [_tiny(0), _tiny(4), _tiny(7)]
+
+
+def _tiny_seeds():
+    return np.asarray(jax.random.uniform(jax.random.key(8), (48, 6, 6, 1)))
+
+
 @pytest.mark.parametrize("scores", ["probabilities", "logits"])
 def test_joint_objective_value_matches_its_definition(scores):
     nets = [_tiny(0), _tiny(1)]
@@ -64,20 +73,23 @@ def test_joint_objective_gradient_matches_finite_differences():
     x = jnp.asarray(rng.uniform(size=(2, 6, 6, 1)), jnp.float32)
     labels, neurons = jnp.array([1, 2]), jnp.array([[2, 11], [5, 9], [14, 0]])  # 15 each
 
-    def f(x):
-        return dx.joint_objective(nets, x, labels, neurons, target=0, weight_diff=1.0,
-                                  weight_nc=0.1).sum()
+    def f(xs):  # the objective's sum over x, for every x in xs: one batched call
+        values = dx.joint_objective(nets, jnp.concatenate(xs), jnp.tile(labels, len(xs)),
+                                    jnp.tile(neurons, len(xs)), target=0, weight_diff=1.0,
+                                    weight_nc=0.1)
+        return np.asarray(values, np.float64).reshape(len(xs), -1).sum(axis=1)
 
     graphdefs, states = zip(*(activations.split(net) for net in nets))
     weights = dx._weights(3, jnp.zeros(2, jnp.int32), 1.0)
     np.testing.assert_array_equal(np.asarray(weights), [[-1, -1], [1, 1], [1, 1]])
     grad = np.asarray(jax.grad(lambda x: dx._objective(
         graphdefs, states, x, labels, neurons, weights, 0.1, "probabilities")[0].sum())(x))
-    for _ in range(3):
-        direction = rng.normal(size=x.shape).astype(np.float32)
-        eps = 1e-3
-        numeric = (float(f(x + eps * direction)) - float(f(x - eps * direction))) / (2 * eps)
-        np.testing.assert_allclose((grad * direction).sum(), numeric, rtol=1e-2, atol=1e-3)
+    eps = 1e-3
+    directions = rng.normal(size=(3, *x.shape)).astype(np.float32)
+    values = f([x + sign * eps * d for d in directions for sign in (1, -1)]).reshape(3, 2)
+    numeric = (values[:, 0] - values[:, 1]) / (2 * eps)
+    np.testing.assert_allclose((grad * directions).sum(axis=(1, 2, 3, 4)), numeric, rtol=1e-2,
+                               atol=1e-3)
 
 
 # --------------------------------------------------------------------------- generation
@@ -222,14 +234,15 @@ def test_the_released_codes_variant(trio, seeds):
     assert np.all(np.any(preds != preds[:1], axis=0))
 
 
-def test_a_new_neuron_every_iteration_or_once_per_seed(trio, seeds):
-    x = seeds[:8]
-    graphdefs, states, counts = dx._check_models(trio, x)
+def test_a_new_neuron_every_iteration_or_once_per_seed():
+    x = _tiny_seeds()[:8]
+    graphdefs, states, counts = dx._check_models(_tiny_trio(), x)
     hyper = {"weight_diff": 1.0, "weight_nc": 0.1, "step": 10.0, "iterations": jnp.int32(5),
              "threshold": 0.0}
     context, (p, r) = dx._setup(graphdefs, states, x, np.ones(8, bool),
                                 dx._initial_coverage(counts, None), KEY, 0.0, jnp.int32(-1),
                                 slots=8)
+    assert np.asarray(p["active"]).any()
     for per_iteration in (True, False):
         options = dx._Options(dx._transformation("light"), True, "probabilities", "target",
                               per_iteration)
@@ -255,18 +268,23 @@ def test_generate_is_deterministic_under_key_and_continues_coverage(trio, seeds)
             assert (new[site] | ~old[site]).all()  # nothing is uncovered again
 
 
-def test_host_and_device_loops_agree(trio, seeds, monkeypatch):
+def test_host_and_device_loops_agree(monkeypatch):
     # The CPU drives the iterations from the host; other backends run one while_loop. Both
     # run the same step, so they find the same inputs. batch_size 16 over 48 seeds refills
-    # slots and shrinks the pool (16 -> 4 is not taken: 4 < 8), batch 32 shrinks it to 8.
-    # Occlusion draws its rectangle from each seed's key, blackout its patches from each step's.
-    for name, batch_size in (("blackout", 16), ("blackout", 32), ("occlusion", 16)):
-        run = {"transformation": name, "iterations": 6, "batch_size": batch_size, "key": KEY}
+    # slots (16 is the narrowest pool), batch 32 also shrinks the pool to 16. Occlusion draws
+    # its rectangle from each seed's key, blackout its patches from each step's.
+    nets, seeds = _tiny_trio(), _tiny_seeds()
+    assert dx._pool_sizes(16) == [16] and dx._pool_sizes(32) == [32, 16]
+    patches, rectangle = constraints.blackout(size=(2, 2)), constraints.occlusion(size=(3, 3))
+    for transformation, batch_size in ((patches, 16), (patches, 32), (rectangle, 16)):
+        run = {"transformation": transformation, "iterations": 6, "batch_size": batch_size,
+               "key": KEY}
         monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
-        host = dx.generate(trio, seeds, **run)
+        host = dx.generate(nets, seeds, **run)
         monkeypatch.setattr(dx, "_climber", lambda: dx._climb_on_device)
-        device = dx.generate(trio, seeds, **run)
-        assert host.seeds_climbed == device.seeds_climbed
+        device = dx.generate(nets, seeds, **run)
+        assert host.seeds_climbed == device.seeds_climbed > batch_size  # some slots refilled
+        assert (host.iterations > 0).any() and (host.iterations > 1).any()
         for field in ("seed_index", "predictions", "iterations", "coverage_after"):
             np.testing.assert_array_equal(getattr(host, field), getattr(device, field))
         # XLA fuses the two programs differently: the RMS normalisation rounds apart by ~1e-6,
@@ -274,16 +292,17 @@ def test_host_and_device_loops_agree(trio, seeds, monkeypatch):
         np.testing.assert_allclose(host.inputs, device.inputs, atol=2e-4)
 
 
-def test_target_and_weights_do_not_recompile(trio, seeds, monkeypatch):
+def test_target_and_weights_do_not_recompile(monkeypatch):
     chex.clear_trace_counter()
     counted = jax.jit(chex.assert_max_traces(dx._step, n=1),
                       static_argnames=("graphdefs", "options"))
     monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
     monkeypatch.setattr(dx, "_step_jit", counted)
-    dx.generate(trio, seeds[:8], key=KEY, iterations=2, batch_size=8)
-    dx.generate(trio, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,
+    nets, seeds = _tiny_trio(), _tiny_seeds()
+    dx.generate(nets, seeds[:8], key=KEY, iterations=2, batch_size=8)
+    dx.generate(nets, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,
                 weight_diff=2.0, weight_nc=0.0, step=1.0, threshold=0.5, target=2)
-    dx.generate(trio, seeds[16:24], key=jax.random.key(2), iterations=2, batch_size=8,
+    dx.generate(nets, seeds[16:24], key=jax.random.key(2), iterations=2, batch_size=8,
                 target=None)
 
 

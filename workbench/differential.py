@@ -300,11 +300,13 @@ def _differs(preds, targets, stop):
 
 
 def _pool_sizes(slots: int) -> list[int]:
-    """The pool's widths: it shrinks fourfold once the queue is empty and few slots still
-    climb, so a straggler climbing to the last iteration does not cost full-width passes."""
+    """The pool's widths: it halves once the queue is empty and at most half the slots still
+    climb (down to 16), so the seeds climbing to the last iteration do not cost full-width
+    passes. Each width is compiled once; halving, not quartering, keeps at least half the
+    slots busy (300 seeds, 256 slots: 0.68 of the slot-steps useful, against 0.38)."""
     sizes = [slots]
-    while sizes[-1] // 4 >= 8:
-        sizes.append(sizes[-1] // 4)
+    while sizes[-1] // 2 >= 16:
+        sizes.append(sizes[-1] // 2)
     return sizes
 
 
