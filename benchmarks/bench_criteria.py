@@ -1,8 +1,9 @@
 """The criteria and prioritisers of issue 18 over the 10,000 MNIST test images, as ratios to a
 plain forward pass; LSA, DSA and MDSA against dnn-tip and SciPy on the same traces, in one run.
 
-Run: ``WORKBENCH_DATA=... python benchmarks/bench_criteria.py [--repeats 3] [--ss-inputs 1000]``
-(dnn-tip: ``pip install dnn-tip scikit-learn``; without it only the SciPy reference runs).
+Run: ``WORKBENCH_DATA=... python benchmarks/bench_criteria.py [--repeats 3] [--ss-inputs 1000]
+[--only criteria|surprise]`` (dnn-tip: ``pip install dnn-tip scikit-learn``, or on
+``PYTHONPATH``; without it only the SciPy reference runs).
 
 Subject: LeNet-5 trained for one epoch on the first 10,000 MNIST training images (as
 ``bench_coverage.py``), the 10,000 test images in batches of 1,000, the traces of every site
@@ -14,16 +15,21 @@ Subject: LeNet-5 trained for one epoch on the first 10,000 MNIST training images
    ``--ss-inputs`` inputs: quadratic, so fewer than 10,000), per-input masks of NC and KMNC and
    their CAM orders, DeepGini.
 2. Surprise over the fc2 traces of the 60,000 training images (test classes: predictions): LSA
-   against SciPy's ``gaussian_kde`` per class (dnn-tip's LSA is that KDE) and dnn-tip's
-   ``MultiModalSA.build_by_class(LSA)``; DSA against dnn-tip's ``DSA``; MDSA against
-   dnn-tip's per-class ``MDSA`` (squared distances); largest relative differences of values.
+   (float64, and ``float64=False``) against SciPy's ``gaussian_kde.logpdf`` per class and
+   dnn-tip's ``MultiModalSA.build_by_class(LSA)`` (SciPy's ``evaluate``, then ``-log``); DSA
+   against dnn-tip's ``DSA``; MDSA against dnn-tip's per-class ``MDSA`` (squared distances);
+   largest relative differences of values over all inputs. Ours and dnn-tip's alternate,
+   ``--repeats`` times each; medians of wall-clock and process CPU seconds.
 
-Times exclude compilation (each jitted path runs once first), are the median of ``--repeats``
-runs, and include moving results to the host. NeuraL-Coverage (PyTorch) is not installed here:
+Times exclude compilation (each jitted path runs once first; its first call is printed too)
+and include moving results to the host. NeuraL-Coverage (PyTorch) is not installed here:
 NLC has no peer timing.
 """
 
 import argparse
+import contextlib
+import io
+import statistics
 import time
 import warnings
 
@@ -51,25 +57,33 @@ def once(fn):
     return out, time.perf_counter() - start
 
 
-def dnn_tip_surprise(train_t, train_y, test_t, pred, dsa_inputs):
-    """dnn-tip's per-class LSA, DSA and MDSA on the same traces, timed; None if missing.
-    Its DSA (one thread) runs on the first ``dsa_inputs`` test traces only."""
+def clocks(fn):
+    """``fn()``, its wall-clock and its process CPU seconds (dnn-tip's prints silenced)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def dnn_tip_surprise(train_t, train_y, dsa_inputs):
+    """dnn-tip's per-class LSA, DSA and MDSA on the same traces as functions of
+    ``(test, pred)``, fitting and scoring together as ours; None if it is not installed. Its
+    DSA (one thread) scores the first ``dsa_inputs`` test traces only."""
     try:
         from dnn_tip import surprise as tip
     except ImportError:
         return None
-    out = {}
     d = train_t.shape[1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Fitting and scoring timed together, as ours does both in one call.
-        out["lsa"] = once(lambda: tip.MultiModalSA.build_by_class(
-            train_t, train_y, lambda a, p: tip.LSA(a, max_features=d))(test_t, pred))
-        dsa = tip.DSA(train_t, train_y)
-        out["dsa"] = once(lambda: dsa(test_t[:dsa_inputs], pred[:dsa_inputs], num_threads=1))
-        out["mdsa"] = once(lambda: tip.MultiModalSA.build_by_class(
-            train_t, train_y, lambda a, p: tip.MDSA(a))(test_t, pred))
-    return out
+
+    def dsa(test, pred):
+        fit = tip.DSA(train_t, train_y)
+        return fit(test[:dsa_inputs], pred[:dsa_inputs], num_threads=1)
+
+    return {"lsa": lambda test, pred: tip.MultiModalSA.build_by_class(
+                train_t, train_y, lambda a, p: tip.LSA(a, max_features=d))(test, pred),
+            "dsa": dsa,
+            "mdsa": lambda test, pred: tip.MultiModalSA.build_by_class(
+                train_t, train_y, lambda a, p: tip.MDSA(a))(test, pred)}
 
 
 def scipy_lsa(train_t, train_y, test_t, pred):
@@ -82,7 +96,8 @@ def scipy_lsa(train_t, train_y, test_t, pred):
 
 
 def relative(a, b, quantile=1.0):
-    """The largest (or a quantile of the) relative difference of ``a`` from ``b``."""
+    """The largest (or a quantile of the) relative difference of ``a`` from ``b``, over the
+    inputs where both are finite."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
     rel = np.abs(a[keep] - b[keep]) / np.maximum(np.abs(b[keep]), 1e-12)
@@ -95,16 +110,28 @@ def main():
     parser.add_argument("--ss-inputs", type=int, default=1000)
     parser.add_argument("--tip-dsa-inputs", type=int, default=100,
                         help="test inputs for dnn-tip's DSA (linear in them; scaled to 10,000)")
-    parser.add_argument("--surprise-only", action="store_true", help="skip part 1")
+    parser.add_argument("--only", choices=("criteria", "surprise"),
+                        help="run only part 1 (criteria) or part 2 (surprise)")
     args = parser.parse_args()
     print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}")
     model = train.load_or_train("lenet5", epochs=1, limit=10000).model
     mnist_train, mnist_test = data.load("mnist", "train"), data.load("mnist", "test")
     test_x = mnist_test.images
-    t_forward = timed(forward_pass(model, test_x), args.repeats)
     trace = passes.model_trace(model, test_x)
-    t_trace = timed(lambda: passes.model_trace(model, test_x), args.repeats)
     acts = {s: np.asarray(v) for s, v in trace.acts.items()}
+    fc2 = acts["fc2"]
+    train_t = np.asarray(passes.model_trace(model, mnist_train.images,
+                                            sites=("fc2",)).acts["fc2"])
+    if args.only != "surprise":
+        part_one(model, mnist_train, mnist_test, trace, acts, fc2, train_t, args)
+    if args.only != "criteria":
+        surprise_part(trace, fc2, train_t, mnist_train, args)
+
+
+def part_one(model, mnist_train, mnist_test, trace, acts, fc2, train_t, args):
+    test_x = mnist_test.images
+    t_forward = timed(forward_pass(model, test_x), args.repeats)
+    t_trace = timed(lambda: passes.model_trace(model, test_x), args.repeats)
     counts = {s: v.shape[1] for s, v in acts.items()}
     print(f"forward pass, 10,000 images: {t_forward:.3f} s; traces of every site "
           f"{t_trace:.3f} s ({t_trace / t_forward:.1f}x)")
@@ -115,18 +142,13 @@ def main():
         print(f"  {name:<34} {seconds:8.3f} s  {seconds / t_forward:7.2f}x forward  {note}")
 
     print("\n1. criteria on the traces (ratio to the forward pass)")
-    fc2 = acts["fc2"]
-    train_t = np.asarray(passes.model_trace(model, mnist_train.images,
-                                            sites=("fc2",)).acts["fc2"])
-    if not args.surprise_only:
-        part_one(model, mnist_train, acts, counts, trace, fc2, train_t, args, report)
-    surprise_part(trace, fc2, train_t, mnist_train, args)
+    criteria(model, mnist_train, acts, counts, trace, fc2, train_t, args, report)
     print("\nsummary (criterion, seconds, ratio to forward)")
     for name, seconds, ratio in rows:
         print(f"| {name} | {seconds:.3f} | {ratio:.2f} |")
 
 
-def part_one(model, mnist_train, acts, counts, trace, fc2, train_t, args, report):
+def criteria(model, mnist_train, acts, counts, trace, fc2, train_t, args, report):
 
     def nlc_run():
         state = nlc.init(counts)
@@ -168,47 +190,57 @@ def part_one(model, mnist_train, acts, counts, trace, fc2, train_t, args, report
 
 
 def surprise_part(trace, fc2, train_t, mnist_train, args):
-    print("\n2. surprise, 10,000 test x 60,000 training fc2 traces (seconds, values)")
+    print("\n2. surprise, 10,000 test x 60,000 training fc2 traces (seconds: medians of "
+          f"{args.repeats} interleaved runs, wall-clock and process CPU)")
     train_y = mnist_train.labels.astype(np.int32)
     pred = np.asarray(trace.logits).argmax(axis=1).astype(np.int32)
     # Columns LSA keeps (variance >= 1e-5 in every class), dropped beforehand for everyone.
     keep = np.all([train_t[train_y == c].var(axis=0) >= 1e-5 for c in range(10)], axis=0)
     kept = (train_t[:, keep], train_y, fc2[:, keep], pred)
-    sa = kept
+    print(f"  kept {int(keep.sum())} of {keep.size} columns")
+    ours = {"lsa": lambda: np.asarray(surprise.likelihood_surprise(*kept)),
+            "lsa32": lambda: np.asarray(surprise.likelihood_surprise(*kept, float64=False)),
+            "dsa": lambda: np.asarray(surprise.distance_surprise(*kept)),
+            "mdsa": lambda: np.asarray(surprise.mahalanobis_surprise(*kept, squared=True))}
+    tip = dnn_tip_surprise(*kept[:2], args.tip_dsa_inputs)
+    if tip is None:
+        print("  dnn-tip not installed (pip install dnn-tip scikit-learn): SciPy's "
+              "gaussian_kde is the only LSA reference")
+    reference, t_scipy = once(lambda: scipy_lsa(*kept))
+    for name, fn in ours.items():
+        values, t_first = once(fn)  # compiles
+        times, theirs = [], None
+        peer = None if tip is None else tip.get(name)
+        for _ in range(args.repeats):
+            _, wall, cpu = clocks(fn)
+            if peer is not None:
+                theirs, t_wall, t_cpu = clocks(lambda p=peer: p(kept[2], kept[3]))
+                times.append((wall, cpu, t_wall, t_cpu))
+            else:
+                times.append((wall, cpu, np.nan, np.nan))
+        wall, cpu, t_wall, t_cpu = (statistics.median(t[i] for t in times) for i in range(4))
+        line = f"  {name.upper():<6} ours {wall:6.2f} s (cpu {cpu:5.2f}; first call {t_first:.1f})"
+        if name.startswith("lsa"):
+            line += (f"; vs SciPy logpdf: max rel. diff {relative(values, reference):.1e} "
+                     f"(99.9% within {relative(values, reference, 0.999):.1e})")
+        if theirs is not None:
+            scale = len(fc2) / len(theirs)  # dnn-tip's DSA: linear in its test inputs
+            mine = values[:len(theirs)]
+            line += (f"\n         dnn-tip {t_wall * scale:6.2f} s (cpu {t_cpu * scale:5.2f})"
+                     f"{f', scaled from {len(theirs)} inputs' if scale != 1 else ''}: "
+                     f"{t_wall * scale / wall:.1f}x faster (cpu {t_cpu * scale / cpu:.1f}x); "
+                     f"max rel. diff {relative(mine, theirs):.1e}, 99.9% within "
+                     f"{relative(mine, theirs, 0.999):.1e}, "
+                     f"{int(np.sum(~np.isfinite(theirs)))} of theirs not finite")
+        print(line)
+    print(f"  SciPy gaussian_kde per class (logpdf, once) {t_scipy:.2f} s; |LSA| median "
+          f"{np.median(np.abs(reference)):.1f}, smallest {np.min(np.abs(reference)):.1e}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ours = {"lsa": once(lambda: np.asarray(surprise.likelihood_surprise(*kept))),
-                "dsa": once(lambda: np.asarray(surprise.distance_surprise(*sa))),
-                "mdsa": once(lambda: np.asarray(surprise.mahalanobis_surprise(*sa,
-                                                                              squared=True))),
-                "mlsa": once(lambda: np.asarray(surprise.multimodal_likelihood_surprise(
-                    *kept, modes=2, key=jax.random.key(0))))}
-        ours.update({k: once(fn) for k, fn in (  # second calls: compiled
-            ("lsa", lambda: np.asarray(surprise.likelihood_surprise(*kept))),
-            ("dsa", lambda: np.asarray(surprise.distance_surprise(*sa))),
-            ("mdsa", lambda: np.asarray(surprise.mahalanobis_surprise(*sa, squared=True))))})
-    reference, t_scipy = once(lambda: scipy_lsa(*kept))
-    print(f"  kept {int(keep.sum())} of {keep.size} columns for LSA")
-    print(f"  LSA ours {ours['lsa'][1]:.2f} s; SciPy gaussian_kde per class {t_scipy:.2f} s "
-          f"({t_scipy / ours['lsa'][1]:.1f}x); max rel. diff "
-          f"{relative(ours['lsa'][0], reference):.1e} (99.9% of inputs within "
-          f"{relative(ours['lsa'][0], reference, 0.999):.1e}; |LSA| median "
-          f"{np.median(np.abs(reference)):.1f})")
-    print(f"  multimodal LSA (2 modes per class, with k-means and compilation) "
-          f"{ours['mlsa'][1]:.2f} s")
-    tip = dnn_tip_surprise(*kept, args.tip_dsa_inputs)
-    if tip is None:
-        print("  dnn-tip not installed: SciPy above is the LSA reference")
-    else:
-        for name in ("lsa", "dsa", "mdsa"):
-            t_ours, (values, t_tip) = ours[name][1], tip[name]
-            mine = ours[name][0][:len(values)]
-            if name == "dsa":
-                t_tip *= len(fc2) / len(values)  # linear in the test inputs
-            print(f"  {name.upper():<5} ours {t_ours:.2f} s, dnn-tip {t_tip:.2f} s"
-                  f"{' (scaled from its inputs)' if name == 'dsa' else ''}: "
-                  f"{t_tip / t_ours:.1f}x faster; max rel. diff {relative(mine, values):.1e}, "
-                  f"99.9% within {relative(mine, values, 0.999):.1e}")
+        _, t_mlsa = once(lambda: np.asarray(surprise.multimodal_likelihood_surprise(
+            *kept, modes=2, key=jax.random.key(0))))
+    print(f"  multimodal LSA (2 modes per class, with k-means and compilation, once) "
+          f"{t_mlsa:.2f} s")
 
 
 if __name__ == "__main__":

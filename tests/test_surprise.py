@@ -58,7 +58,29 @@ def test_lsa_matches_scipy_gaussian_kde(chunk_size):
     train, train_c = clustered(2, 240)
     test, test_c = clustered(3, 30)
     got = surprise.likelihood_surprise(train, train_c, test, test_c, chunk_size=chunk_size)
-    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-6, atol=1e-6)
+
+
+def test_lsa_near_zero_keeps_its_relative_precision():
+    """Where the density is about 1, LSA is about 0 while each term of it is not: float64
+    distances keep SciPy's value to 1e-5 relative; float32 ones only to an absolute ~1e-5."""
+    train, train_c = clustered(20, 300)
+    train = train * 0.1  # densities above 1 near the class means: LSA crosses 0
+    members = train[train_c == 0].astype(np.float64)
+    kde = stats.gaussian_kde(members.T)
+    lo, hi = 0.0, 1.0  # bisection along the first axis for LSA = 1e-3
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        point = members.mean(axis=0) + [mid, 0.0, 0.0]
+        lo, hi = (mid, hi) if -kde.logpdf(point)[0] < 1e-3 else (lo, mid)
+    test = point[None].astype(np.float32)
+    want = -kde.logpdf(test.T.astype(np.float64))
+    assert 5e-4 < abs(want[0]) < 2e-3
+    got = surprise.likelihood_surprise(train, train_c, test, np.zeros(1, np.int32))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    rough = surprise.likelihood_surprise(train, train_c, test, np.zeros(1, np.int32),
+                                         float64=False)
+    np.testing.assert_allclose(rough, want, atol=1e-4)
 
 
 def test_lsa_drops_low_variance_columns_with_a_warning():
@@ -68,7 +90,7 @@ def test_lsa_drops_low_variance_columns_with_a_warning():
     test_const = np.concatenate([test, np.full((20, 1), 2.0, np.float32)], axis=1)
     with pytest.warns(RuntimeWarning, match="dropped 1 of 4 columns"):
         got = surprise.likelihood_surprise(with_const, train_c, test_const, test_c)
-    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-6, atol=1e-6)
 
 
 def test_lsa_survives_a_singular_covariance_and_far_inputs():
@@ -147,13 +169,16 @@ def test_lsa_grouped_by_class_with_unbalanced_odd_labels():
     test, test_c = clustered(11, 45, classes=3)
     labels = np.array([-3, 100, 7], np.int32)
     got = surprise.likelihood_surprise(train, labels[train_c], test, labels[test_c], chunk_size=4)
-    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got, np_lsa(train, train_c, test, test_c), rtol=1e-6, atol=1e-6)
     only_one = surprise.likelihood_surprise(train, train_c, test[:3], np.full(3, 2, np.int32))
     np.testing.assert_allclose(only_one, np_lsa(train, train_c, test[:3], np.full(3, 2)),
-                               rtol=1e-4, atol=1e-3)
+                               rtol=1e-6, atol=1e-6)
 
 
-def np_mdsa(train, train_c, test, test_c, shrinkage=0.0):
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def np_mdsa(train, train_c, test, test_c, shrinkage=0.0, rtol=F32_EPS):
     """Kim et al. 2020's MDSA with SciPy's pseudo-inverse, one test input at a time."""
     from scipy import linalg
     out = []
@@ -163,7 +188,6 @@ def np_mdsa(train, train_c, test, test_c, shrinkage=0.0):
         d = cov.shape[0]
         cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
         diff = x - members.mean(axis=0)
-        rtol = d * np.finfo(np.float32).eps  # pinvh's default for float32 traces
         out.append(np.sqrt(diff @ linalg.pinvh(cov, rtol=rtol) @ diff))
     return np.array(out)
 
@@ -207,7 +231,7 @@ def test_multimodal_lsa_is_lsa_per_mode():
     got = surprise.multimodal_likelihood_surprise(train, train_c, test, test_c, modes=2,
                                                   key=jax.random.key(0))
     want = np_lsa(train, train_c * 2 + blob, test, test_c * 2 + test_blob)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     one = surprise.multimodal_likelihood_surprise(train, train_c, test, test_c, modes=1,
                                                   key=jax.random.key(0))
     np.testing.assert_allclose(one, surprise.likelihood_surprise(train, train_c, test, test_c),
@@ -229,3 +253,21 @@ def test_surprise_buckets_per_input_and_coverage_over_each_measure():
         assert mask[0] and mask[-1]
         np.testing.assert_array_equal(mask, surprise.surprise_buckets(
             values, upper=upper, lower=float(np.min(values)), k=5).any(axis=0))
+
+
+def test_mdsa_keeps_a_small_real_variance_and_cuts_where_told():
+    """A direction of variance 2.5e-7 times the largest is real (float32 rounding fakes ~1e-14):
+    the default cut-off keeps it, as the plain inverse; ``rtol=d * eps`` (pinvh's float32
+    default) drops it, leaving the distance in the other two directions."""
+    train, train_c = clustered(21, 300)
+    test, test_c = clustered(22, 12)
+    scale = np.array([1.0, 1.0, 5e-4], np.float32)
+    train, test = train * scale, test * scale
+    got = surprise.mahalanobis_surprise(train, train_c, test, test_c)
+    np.testing.assert_allclose(got, np_mdsa(train, train_c, test, test_c, rtol=0.0), rtol=1e-4)
+    cut = surprise.mahalanobis_surprise(train, train_c, test, test_c,
+                                        rtol=3 * F32_EPS)
+    np.testing.assert_allclose(cut, np_mdsa(train[:, :2], train_c, test[:, :2], test_c),
+                               rtol=1e-4)
+    with pytest.raises(ValueError, match="rtol"):
+        surprise.mahalanobis_surprise(train, train_c, test, test_c, rtol=-1.0)

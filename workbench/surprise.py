@@ -17,9 +17,12 @@ one or a few layers, conv maps averaged per channel, as the ``"post"`` conventio
 - :func:`surprise_coverage`: which of ``k`` equal buckets of ``[lower, upper]`` the test set's
   surprise values (of any of the measures) fall in; :func:`surprise_buckets` per input.
 
-Both measures compare every test trace with every training trace; they do so in fixed-size
+DSA and LSA compare every test trace with every training trace; they do so in fixed-size
 chunks of test inputs (``lax.map`` over chunks, one ``(chunk, n_train)`` distance block at a
-time), so 10,000 test traces against 60,000 training traces fit in memory.
+time; for LSA and MDSA each chunk holds one class and meets only that class's traces), so
+10,000 test traces against 60,000 training traces fit in memory. LSA and MDSA compute in
+float64 (``jax.enable_x64`` for the call only; inputs and results stay float32): an LSA near 0
+is a difference of terms in the hundreds, which float32 rounds to ~1e-5.
 
 References:
     Kim, Feldt and Yoo, "Guiding Deep Learning System Testing using Surprise Adequacy", ICSE
@@ -40,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Shaped
+from scipy import linalg
 
 from workbench import clustering, validation
 
@@ -76,7 +80,7 @@ def _as_matrix(acts, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be floating point, got {matrix.dtype}")
     if not np.isfinite(matrix).all():
         raise ValueError(f"{name} contains NaN or infinity")
-    return matrix.astype(np.float32)
+    return matrix.astype(np.float32, copy=False)
 
 
 def _as_classes(classes, n: int, name: str) -> np.ndarray:
@@ -184,33 +188,7 @@ def _chunk_size(chunk_size, n: int) -> int:
     return min(validation.positive_int(chunk_size, "chunk_size"), n)
 
 
-# ------------------------------------------------------------------------------------ LSA
-
-
-def _kde_whitening(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """SciPy ``gaussian_kde``'s kernel for ``points`` (Scott's bandwidth): the mean, the
-    whitening matrix ``L^-1`` of the kernel covariance ``L L^T`` and ``log det(2 pi L L^T)``,
-    in float64. A (nearly) singular covariance, with eigenvalues below 1e-8 times the largest,
-    gets that much added to its diagonal (with a warning), where SciPy would fail."""
-    n, d = points.shape
-    factor = n ** (-1.0 / (d + 4))
-    data = points.astype(np.float64)
-    mean = data.mean(axis=0)
-    centred = data - mean
-    # np.cov's strided transpose is ~20x slower than this contiguous product on 60,000 rows.
-    cov = (centred.T @ centred) / (n - 1) * factor**2
-    # Whitening runs in float32: keep the condition number below ~1e8 so that no direction
-    # gets a scale float32 cannot hold.
-    eigenvalues = np.linalg.eigvalsh(cov)
-    floor = 1e-8 * max(float(eigenvalues.max()), 1e-30)
-    jitter = floor if eigenvalues.min() < floor else 0.0
-    if jitter:
-        warnings.warn(f"LSA: (nearly) singular kernel covariance; added {jitter:.3g} to its "
-                      "diagonal", RuntimeWarning, stacklevel=3)
-    chol = np.linalg.cholesky(cov + jitter * np.eye(d))
-    whiten = np.linalg.inv(chol)
-    logdet = float(2 * np.log(np.diag(chol)).sum() + d * np.log(2 * np.pi))
-    return mean, whiten, logdet, factor
+# ------------------------------------------------------------- grouping and class moments
 
 
 def _by_class(classes: np.ndarray, n_classes: int, block: int):
@@ -227,33 +205,112 @@ def _by_class(classes: np.ndarray, n_classes: int, block: int):
     return first[classes] + rank // block, rank % block, np.repeat(np.arange(n_classes), blocks)
 
 
+def _prepare(train_acts, train_classes, test_acts, test_classes, chunk_size):
+    """Checked traces, with classes as positions ``0..classes-1`` (any int labels index the
+    tables): the training traces grouped by class, ``(classes, most, d)`` zero-padded to the
+    largest class, ``valid (classes, most)`` marking real rows, the class sizes, and the test
+    rows' layout in ``(chunks, chunk, d)`` blocks of one class each (:func:`_blocks`). As many
+    chunks as any class balance of these test inputs needs, so a new balance does not
+    recompile."""
+    chunk_size = validation.positive_int(chunk_size, "chunk_size")
+    train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
+    classes, train_c = np.unique(train_c, return_inverse=True)
+    test_c = np.searchsorted(classes, test_c)
+    counts = np.bincount(train_c, minlength=len(classes))
+    ordered = train[np.argsort(train_c, kind="stable")]
+    grouped = np.zeros((len(classes), counts.max(), train.shape[1]), np.float32)
+    for c, (start, n) in enumerate(zip(np.cumsum(counts) - counts, counts)):  # ten copies
+        grouped[c, :n] = ordered[start:start + n]
+    valid = np.arange(counts.max())[None, :] < counts[:, None]
+    chunk = min(chunk_size, len(test))
+    block, slot, chunk_c = _by_class(test_c, len(classes), chunk)
+    chunk_c = np.pad(chunk_c, (0, -(-len(test) // chunk) + len(classes) - 1 - len(chunk_c)))
+    return (classes, counts, (grouped, valid), test,
+            (block, slot, chunk_c.astype(np.int32), chunk))
+
+
+def _blocks(test: np.ndarray, layout) -> np.ndarray:
+    block, slot, chunk_c, chunk = layout
+    chunks = np.zeros((len(chunk_c), chunk, test.shape[1]), np.float32)
+    chunks[block, slot] = test
+    return chunks
+
+
 @jax.jit
-def _lsa_jit(train_w, valid, norm, chunks, chunk_c):
-    """``train_w``: ``(classes, most, d)`` whitened traces grouped by class (``valid`` marks
-    the real rows); ``chunks``: ``(chunks, chunk, d)`` test traces, each chunk one class
-    ``chunk_c``. Each chunk meets only its own class's training traces."""
-    train_sq = (train_w * train_w).sum(axis=2)
+def _moments(grouped, valid):
+    """Each class's mean ``(classes, d)`` and scatter matrix ``sum (x - mu)(x - mu)^T``
+    ``(classes, d, d)`` in float64 (x64 on), centred before the product; one class at a time
+    (a third faster than one batched product)."""
+    def one(args):
+        rows, real = args
+        data = rows.astype(jnp.float64)
+        mean = data.sum(axis=0) / real.sum()
+        centred = jnp.where(real[:, None], data - mean[None, :], 0.0)
+        return mean, centred.T @ centred
+
+    return jax.lax.map(one, (grouped, valid))
+
+
+# ------------------------------------------------------------------------------------ LSA
+
+
+def _kde_whitening(cov: np.ndarray, counts: np.ndarray):
+    """SciPy ``gaussian_kde``'s kernel per class from the data covariances ``(classes, d, d)``
+    (ddof 1): Scott's factor ``n^(-1 / (d + 4))``, the whitening matrices ``L^-1`` of the
+    kernel covariances ``L L^T``, ``log det(2 pi L L^T)`` and the jitter added to a (nearly)
+    singular kernel covariance (eigenvalues below 1e-8 times the largest get that much on the
+    diagonal), where SciPy would fail; float64."""
+    d = cov.shape[-1]
+    whiten, logdet, jitter = np.zeros_like(cov), np.zeros(len(cov)), np.zeros(len(cov))
+    for c, n in enumerate(counts):  # ten 60 x 60 factorisations cost ~1 ms
+        kernel = cov[c] * float(n) ** (-2.0 / (d + 4))
+        eigenvalues = linalg.eigvalsh(kernel)
+        floor = 1e-8 * max(eigenvalues.max(), 1e-30)
+        jitter[c] = floor if eigenvalues.min() < floor else 0.0
+        chol = linalg.cholesky(kernel + jitter[c] * np.eye(d), lower=True)
+        whiten[c] = linalg.solve_triangular(chol, np.eye(d), lower=True)
+        logdet[c] = 2 * np.log(np.diag(chol)).sum() + d * np.log(2 * np.pi)
+    return whiten, logdet, jitter
+
+
+@jax.jit
+def _lsa_jit(grouped, valid, means, whiten, norm, chunks, chunk_c):
+    """``grouped``: ``(classes, most, d)`` training traces by class (``valid`` marks the real
+    rows); ``chunks``: ``(chunks, chunk, d)`` test traces, each chunk one class ``chunk_c``.
+    All centred on their class mean and whitened, then met in the dtype of ``means``; each
+    chunk meets only its own class's training traces:
+    ``log f = logsumexp_j(z.y_j - |y_j|^2 / 2) - |z|^2 / 2 + norm``, the log-sum-exp shifted
+    by its largest term."""
+    dtype = means.dtype
+    train_w = jnp.einsum("cmd,ced->cme", grouped.astype(dtype) - means[:, None, :], whiten)
+    half_sq = jnp.where(valid, 0.5 * (train_w * train_w).sum(axis=2), jnp.inf)
 
     def one(args):
         x, c = args
-        d2 = _sq_distances(x, train_w[c], train_sq[c])
-        logk = jnp.where(valid[c][None, :], -0.5 * d2, -jnp.inf)
-        return -(jax.nn.logsumexp(logk, axis=1) + norm[c])
+        z = (x.astype(dtype) - means[c][None, :]) @ whiten[c].T
+        g = z @ train_w[c].T - half_sq[c][None, :]
+        top = g.max(axis=1)
+        log_f = (jnp.log(jnp.exp(g - top[:, None]).sum(axis=1)) + top
+                 - 0.5 * (z * z).sum(axis=1) + norm[c])
+        return (-log_f).astype(jnp.float32)
 
     return jax.lax.map(one, (chunks, chunk_c))
 
 
 def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
                         test_classes: Classes, *, var_threshold: validation.Float = 1e-5,
-                        chunk_size: validation.Int = 256) -> Float[Array, " n_test"]:
+                        chunk_size: validation.Int = 256, float64: bool = True
+                        ) -> Float[Array, " n_test"]:
     """Likelihood-based surprise adequacy (LSA) of each test input: ``-log f_c(alpha(x))``.
 
     ``f_c`` is the Gaussian kernel density estimate of the training traces of class ``c``
     (the test input's class), with SciPy ``gaussian_kde``'s kernel: covariance the sample
     covariance times Scott's factor ``n_c^(-2 / (d + 4))``. Columns whose variance (ddof 0)
     is below ``var_threshold`` in any class are dropped first, with a warning, as in the
-    released code. The density is computed in log space (``logsumexp`` of whitened squared
-    distances), so a far input gets a large finite LSA rather than ``-log 0``.
+    released code. Traces are centred on their class mean and whitened by the kernel's
+    Cholesky factor; the density is computed in log space (``logsumexp`` of the whitened
+    squared distances), so a far input gets a large finite LSA rather than ``-log 0``. A
+    (nearly) singular kernel covariance gets a small diagonal jitter, with a warning.
 
     Args:
         train_acts: training traces, ``(n_train, features)`` or ``{site: (n_train, neurons)}``.
@@ -262,9 +319,14 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
         test_classes: ``int[n_test]``, usually the model's predictions.
         var_threshold: minimum per-class variance of a kept column.
         chunk_size: test inputs per distance block.
+        float64: the distances and the log-sum-exp in float64: SciPy's values to ~1e-7
+            relative, values near 0 included. False: in float32, about twice as fast on a
+            CPU, with absolute errors up to ~1e-4 (the rounding of whitened squared distances
+            in the hundreds), so a value near 0 loses its relative precision. Class moments
+            and kernels are float64 either way.
 
     Returns:
-        ``float[n_test]``.
+        ``float32[n_test]``.
 
     Example:
         >>> train = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [13.0]], np.float32)
@@ -274,53 +336,41 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
         True
 
     References:
-        Kim, Feldt and Yoo, ICSE 2019, section 3.1 (likelihood-based surprise adequacy).
+        Kim, Feldt and Yoo, ICSE 2019, section 3.1 (likelihood-based surprise adequacy);
+        SciPy ``stats.gaussian_kde`` (Scott's rule, ``logpdf``).
     """
     var_threshold = float(validation.scalar(var_threshold, "var_threshold", minimum=0.0))
-    chunk_size = validation.positive_int(chunk_size, "chunk_size")
-    train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
-    classes = np.unique(train_c)
-    low_var = np.zeros(train.shape[1], bool)
-    for c in classes:  # one pass per class, not per input
-        members = train[train_c == c]
-        if len(members) < 2:
-            raise ValueError(f"class {c} has {len(members)} training trace; LSA needs 2 or more")
-        low_var |= members.astype(np.float64).var(axis=0) < var_threshold
+    float64 = validation.instance(float64, bool, "float64")
+    classes, counts, (grouped, valid), test, layout = _prepare(
+        train_acts, train_classes, test_acts, test_classes, chunk_size)
+    if counts.min() < 2:
+        raise ValueError(f"class {classes[counts.argmin()]} has {counts.min()} training trace;"
+                         " LSA needs 2 or more")
+    with jax.enable_x64(True):
+        grouped_d, valid_d = jnp.asarray(grouped), jnp.asarray(valid)
+        means, scatter = (np.asarray(m) for m in _moments(grouped_d, valid_d))
+    low_var = (np.diagonal(scatter, axis1=1, axis2=2) / counts[:, None] < var_threshold
+               ).any(axis=0)
     if low_var.all():
         raise ValueError(f"every column has variance below var_threshold={var_threshold}")
     if low_var.any():
         warnings.warn(f"LSA: dropped {int(low_var.sum())} of {len(low_var)} columns with "
-                      f"variance below {var_threshold}", RuntimeWarning, stacklevel=2)
-    train, test = train[:, ~low_var], test[:, ~low_var]
-    # Classes as positions 0..len(classes)-1: any int labels (negative, large) index the tables.
-    train_c = np.searchsorted(classes, train_c).astype(np.int32)
-    test_c = np.searchsorted(classes, test_c).astype(np.int32)
-    classes = np.arange(len(classes))
-    n_classes = len(classes)
-    d = train.shape[1]
-    # Each trace in its own class's whitened, centred coordinates, grouped by class (padded to
-    # the largest class): a test chunk of one class meets only that class's training traces.
-    counts = np.bincount(train_c, minlength=n_classes)
-    train_w = np.zeros((n_classes, counts.max(), d), np.float32)
-    valid = np.arange(counts.max())[None, :] < counts[:, None]
-    test_w = np.zeros((len(test), d), np.float32)
-    norm = np.zeros(n_classes)
-    for c in classes:  # one whitening per class
-        members = train_c == c
-        mean, whiten, logdet, _ = _kde_whitening(train[members])
-        norm[c] = -np.log(members.sum()) - 0.5 * logdet
-        train_w[c, :counts[c]] = (train[members] - mean) @ whiten.T
-        test_w[test_c == c] = (test[test_c == c] - mean) @ whiten.T
-    chunk = _chunk_size(chunk_size, len(test))
-    block, slot, chunk_c = _by_class(test_c, n_classes, chunk)
-    # As many chunks as any split of these test inputs into these classes needs, so a new
-    # class balance does not recompile.
-    chunk_c = np.pad(chunk_c, (0, -(-len(test) // chunk) + n_classes - 1 - len(chunk_c)))
-    chunks = np.zeros((len(chunk_c), chunk, d), np.float32)
-    chunks[block, slot] = test_w
-    lsa = _lsa_jit(jnp.asarray(train_w), jnp.asarray(valid), jnp.asarray(norm, jnp.float32),
-                   jnp.asarray(chunks), jnp.asarray(chunk_c, jnp.int32))
-    return lsa[jnp.asarray(block), jnp.asarray(slot)]
+                      f"variance below {var_threshold} in some class", RuntimeWarning,
+                      stacklevel=2)
+        grouped_d = jnp.asarray(grouped[:, :, ~low_var])
+    keep = ~low_var
+    whiten, logdet, jitter = _kde_whitening(
+        scatter[:, keep][:, :, keep] / (counts - 1)[:, None, None], counts)
+    if jitter.any():
+        warnings.warn(f"LSA: (nearly) singular kernel covariance; added {jitter.max():.3g} to "
+                      "its diagonal", RuntimeWarning, stacklevel=2)
+    dtype = jnp.float64 if float64 else jnp.float32
+    with jax.enable_x64(float64):
+        lsa = _lsa_jit(grouped_d, valid_d, jnp.asarray(means[:, keep], dtype),
+                       jnp.asarray(whiten, dtype), jnp.asarray(-np.log(counts) - 0.5 * logdet,
+                                                               dtype),
+                       jnp.asarray(_blocks(test[:, keep], layout)), jnp.asarray(layout[2]))
+    return jnp.asarray(np.asarray(lsa)[layout[0], layout[1]])  # one host gather, no dispatches
 
 
 # ----------------------------------------------------------------------------------- MDSA
@@ -328,39 +378,45 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
 
 @jax.jit
 def _mdsa_jit(whiten, means, chunks, chunk_c):
+    """Squared norms of ``whiten[c] (x - means[c])`` for chunks of test traces of one class
+    ``c`` each, in the dtype of ``means``."""
     def one(args):
         x, c = args
-        z = jnp.einsum("cjd,nd->ncj", whiten, x) - jnp.einsum("cjd,cd->cj", whiten, means)[None]
-        z = jnp.take_along_axis(z, c[:, None, None], axis=1)[:, 0]
-        return (z * z).sum(axis=1)
+        z = (x.astype(means.dtype) - means[c][None, :]) @ whiten[c].T
+        return (z * z).sum(axis=1).astype(jnp.float32)
 
     return jax.lax.map(one, (chunks, chunk_c))
 
 
 def mahalanobis_surprise(train_acts: Traces, train_classes: Classes, test_acts: Traces,
                          test_classes: Classes, *, shrinkage: validation.Float = 0.0,
-                         squared: bool = False, chunk_size: validation.Int = 256
-                         ) -> Float[Array, " n_test"]:
+                         squared: bool = False, rtol: validation.Float | None = None,
+                         chunk_size: validation.Int = 256) -> Float[Array, " n_test"]:
     """Mahalanobis distance-based surprise adequacy (MDSA) of each test input, per class:
     ``sqrt((alpha(x) - mu_c)^T S_c^+ (alpha(x) - mu_c))``, ``mu_c`` and ``S_c`` the mean and
     covariance of the training traces of ``x``'s class.
 
     ``S_c`` is the maximum-likelihood covariance (dividing by ``n_c``, as scikit-learn's
     ``EmpiricalCovariance`` that ``dnn-tip`` uses), optionally shrunk towards a scaled identity,
-    ``(1 - shrinkage) S_c + shrinkage tr(S_c) / d I``. A near-singular ``S_c`` (a dead neuron,
-    two equal ones) is inverted by the pseudo-inverse: eigenvalues at most ``d * eps * max``
-    count as 0 (``scipy.linalg.pinvh``'s default for float32, the traces' precision), so a
-    direction the class never varies in adds nothing.
+    ``(1 - shrinkage) S_c + shrinkage tr(S_c) / d I``. Moments, eigenvectors and distances are
+    in float64. A near-singular ``S_c`` (a dead neuron, two equal ones) is inverted by the
+    pseudo-inverse: eigenvalues at most ``rtol`` times the largest count as 0, so a direction
+    the class never varies in adds nothing.
 
     Args:
         train_acts, train_classes, test_acts, test_classes: as :func:`distance_surprise`.
         shrinkage: in [0, 1]; 0 is the plain covariance.
         squared: return the squared distance, as ``dnn-tip``'s ``MDSA`` does (scikit-learn's
             ``mahalanobis``); the paper's MDSA is the distance.
+        rtol: the pseudo-inverse's cut-off. ``None``: float32's eps (1.2e-7): the variance
+            that float32 rounding of the traces fakes is of order eps^2 times the largest,
+            so a kept direction is real. ``dnn-tip`` (``scipy.linalg.pinvh`` on a float64
+            covariance) cuts at ``d * 2.2e-16``, and keeps the rounding noise of two equal
+            neurons; ``d * 1.2e-7`` is ``pinvh``'s float32 default.
         chunk_size: test inputs per block.
 
     Returns:
-        ``float[n_test]``.
+        ``float32[n_test]``.
 
     Example:
         >>> train = np.array([[0.0], [2.0], [10.0], [14.0]], np.float32)  # sd 1 and 2
@@ -375,28 +431,27 @@ def mahalanobis_surprise(train_acts: Traces, train_classes: Classes, test_acts: 
     shrinkage = float(validation.scalar(shrinkage, "shrinkage", minimum=0.0))
     if shrinkage > 1:
         raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
-    train, train_c, test, test_c = _check(train_acts, train_classes, test_acts, test_classes)
-    classes = np.unique(train_c)
-    train_c = np.searchsorted(classes, train_c)
-    test_c = np.searchsorted(classes, test_c).astype(np.int32)
-    d = train.shape[1]
-    means = np.zeros((len(classes), d))
-    whiten = np.zeros((len(classes), d, d))
-    for c in range(len(classes)):  # one covariance per class
-        members = train[train_c == c].astype(np.float64)
-        means[c] = members.mean(axis=0)
-        centred = members - means[c]
-        cov = centred.T @ centred / len(members)
-        cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
-        values, vectors = np.linalg.eigh(cov)
-        keep = values > d * np.finfo(np.float32).eps * max(values.max(), 0.0)
+    squared = validation.instance(squared, bool, "squared")
+    rtol = float(np.finfo(np.float32).eps if rtol is None
+                 else validation.scalar(rtol, "rtol", minimum=0.0))
+    _, counts, (grouped, valid), test, layout = _prepare(train_acts, train_classes, test_acts,
+                                                         test_classes, chunk_size)
+    with jax.enable_x64(True):
+        means, scatter = (np.asarray(m) for m in _moments(jnp.asarray(grouped),
+                                                               jnp.asarray(valid)))
+    d = means.shape[1]
+    cov = scatter / counts[:, None, None]
+    target = np.trace(cov, axis1=1, axis2=2)[:, None, None] / d * np.eye(d)
+    whiten = np.zeros_like(cov)
+    for c, matrix in enumerate((1 - shrinkage) * cov + shrinkage * target):
+        values, vectors = linalg.eigh(matrix)  # ~0.4 ms each (numpy's: erratic, to 50 ms)
+        keep = values > rtol * max(values.max(), 0.0)
         whiten[c] = (vectors * np.where(keep, 1 / np.sqrt(np.where(keep, values, 1.0)), 0.0)).T
-    chunk = _chunk_size(chunk_size, len(test))
-    chunks, n = _chunked(test, chunk)
-    chunk_c, _ = _chunked(test_c, chunk)
-    out = _mdsa_jit(jnp.asarray(whiten, jnp.float32), jnp.asarray(means, jnp.float32),
-                    jnp.asarray(chunks), jnp.asarray(chunk_c)).reshape(-1)[:n]
-    return out if squared else jnp.sqrt(out)
+    with jax.enable_x64(True):
+        out = _mdsa_jit(jnp.asarray(whiten), jnp.asarray(means),
+                        jnp.asarray(_blocks(test, layout)), jnp.asarray(layout[2]))
+    out = np.asarray(out)[layout[0], layout[1]]
+    return jnp.asarray(out if squared else np.sqrt(out))
 
 
 # ------------------------------------------------------------------------ multimodal LSA
