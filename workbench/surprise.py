@@ -236,19 +236,19 @@ def _blocks(test: np.ndarray, layout) -> np.ndarray:
     return chunks
 
 
-@jax.jit
-def _moments(grouped, valid):
+def _moments(grouped: np.ndarray, counts: np.ndarray):
     """Each class's mean ``(classes, d)`` and scatter matrix ``sum (x - mu)(x - mu)^T``
-    ``(classes, d, d)`` in float64 (x64 on), centred before the product; one class at a time
-    (a third faster than one batched product)."""
-    def one(args):
-        rows, real = args
-        data = rows.astype(jnp.float64)
-        mean = data.sum(axis=0) / real.sum()
-        centred = jnp.where(real[:, None], data - mean[None, :], 0.0)
-        return mean, centred.T @ centred
-
-    return jax.lax.map(one, (grouped, valid))
+    ``(classes, d, d)`` in float64, centred before the product (as ``np.cov``); one BLAS
+    product per class, in the ``(d, n)`` layout that is ~2.5x faster here than a jitted
+    batched product."""
+    means = np.zeros((len(counts), grouped.shape[2]))
+    scatter = np.zeros((len(counts), grouped.shape[2], grouped.shape[2]))
+    for c, n in enumerate(counts):
+        rows = np.array(grouped[c, :n].T, dtype=np.float64)
+        means[c] = rows.mean(axis=1)
+        rows -= means[c][:, None]
+        scatter[c] = rows @ rows.T
+    return means, scatter
 
 
 # ------------------------------------------------------------------------------------ LSA
@@ -346,9 +346,8 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
     if counts.min() < 2:
         raise ValueError(f"class {classes[counts.argmin()]} has {counts.min()} training trace;"
                          " LSA needs 2 or more")
-    with jax.enable_x64(True):
-        grouped_d, valid_d = jnp.asarray(grouped), jnp.asarray(valid)
-        means, scatter = (np.asarray(m) for m in _moments(grouped_d, valid_d))
+    means, scatter = _moments(grouped, counts)
+    grouped_d, valid_d = jnp.asarray(grouped), jnp.asarray(valid)
     low_var = (np.diagonal(scatter, axis1=1, axis2=2) / counts[:, None] < var_threshold
                ).any(axis=0)
     if low_var.all():
@@ -434,11 +433,9 @@ def mahalanobis_surprise(train_acts: Traces, train_classes: Classes, test_acts: 
     squared = validation.instance(squared, bool, "squared")
     rtol = float(np.finfo(np.float32).eps if rtol is None
                  else validation.scalar(rtol, "rtol", minimum=0.0))
-    _, counts, (grouped, valid), test, layout = _prepare(train_acts, train_classes, test_acts,
-                                                         test_classes, chunk_size)
-    with jax.enable_x64(True):
-        means, scatter = (np.asarray(m) for m in _moments(jnp.asarray(grouped),
-                                                               jnp.asarray(valid)))
+    _, counts, (grouped, _), test, layout = _prepare(train_acts, train_classes, test_acts,
+                                                     test_classes, chunk_size)
+    means, scatter = _moments(grouped, counts)
     d = means.shape[1]
     cov = scatter / counts[:, None, None]
     target = np.trace(cov, axis1=1, axis2=2)[:, None, None] / d * np.eye(d)
