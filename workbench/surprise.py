@@ -219,7 +219,7 @@ def _prepare(train_acts, train_classes, test_acts, test_classes, chunk_size):
     counts = np.bincount(train_c, minlength=len(classes))
     ordered = train[np.argsort(train_c, kind="stable")]
     grouped = np.zeros((len(classes), counts.max(), train.shape[1]), np.float32)
-    for c, (start, n) in enumerate(zip(np.cumsum(counts) - counts, counts)):  # ten copies
+    for c, (start, n) in enumerate(zip(np.cumsum(counts) - counts, counts)):  # a copy per class
         grouped[c, :n] = ordered[start:start + n]
     valid = np.arange(counts.max())[None, :] < counts[:, None]
     chunk = min(chunk_size, len(test))
@@ -347,7 +347,6 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
         raise ValueError(f"class {classes[counts.argmin()]} has {counts.min()} training trace;"
                          " LSA needs 2 or more")
     means, scatter = _moments(grouped, counts)
-    grouped_d, valid_d = jnp.asarray(grouped), jnp.asarray(valid)
     low_var = (np.diagonal(scatter, axis1=1, axis2=2) / counts[:, None] < var_threshold
                ).any(axis=0)
     if low_var.all():
@@ -356,7 +355,6 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
         warnings.warn(f"LSA: dropped {int(low_var.sum())} of {len(low_var)} columns with "
                       f"variance below {var_threshold} in some class", RuntimeWarning,
                       stacklevel=2)
-        grouped_d = jnp.asarray(grouped[:, :, ~low_var])
     keep = ~low_var
     whiten, logdet, jitter = _kde_whitening(
         scatter[:, keep][:, :, keep] / (counts - 1)[:, None, None], counts)
@@ -365,7 +363,8 @@ def likelihood_surprise(train_acts: Traces, train_classes: Classes, test_acts: T
                       "its diagonal", RuntimeWarning, stacklevel=2)
     dtype = jnp.float64 if float64 else jnp.float32
     with jax.enable_x64(float64):
-        lsa = _lsa_jit(grouped_d, valid_d, jnp.asarray(means[:, keep], dtype),
+        lsa = _lsa_jit(jnp.asarray(grouped if keep.all() else grouped[:, :, keep]),
+                       jnp.asarray(valid), jnp.asarray(means[:, keep], dtype),
                        jnp.asarray(whiten, dtype), jnp.asarray(-np.log(counts) - 0.5 * logdet,
                                                                dtype),
                        jnp.asarray(_blocks(test[:, keep], layout)), jnp.asarray(layout[2]))
