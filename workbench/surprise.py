@@ -409,8 +409,8 @@ def mahalanobis_surprise(train_acts: Traces, train_classes: Classes, test_acts: 
         rtol: the pseudo-inverse's cut-off. ``None``: float32's eps (1.2e-7): the variance
             that float32 rounding of the traces fakes is of order eps^2 times the largest,
             so a kept direction is real. ``dnn-tip`` (``scipy.linalg.pinvh`` on a float64
-            covariance) cuts at ``d * 2.2e-16``, and keeps the rounding noise of two equal
-            neurons; ``d * 1.2e-7`` is ``pinvh``'s float32 default.
+            covariance) cuts at ``d * 2.2e-16`` and can keep the rounding noise of a neuron
+            that is a float32 sum of others; ``d * 1.2e-7`` is ``pinvh``'s float32 default.
         chunk_size: test inputs per block.
 
     Returns:
