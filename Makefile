@@ -21,7 +21,7 @@ demo: venv
 	$(BIN)/workbench demo
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 course-student: venv
 	$(BIN)/workbench course student runs/course/student

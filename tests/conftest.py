@@ -4,6 +4,10 @@ and small trained models."""
 import os
 from pathlib import Path
 
+# Several xdist workers (and their notebooks' kernels) may share one GPU: none takes most of its
+# memory up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import jax
 import pytest
 
@@ -20,6 +24,12 @@ def _real_root() -> Path | None:
         if candidate and (Path(candidate) / "mnist").is_dir():
             return Path(candidate)
     return None
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: a worker per core, at most four (each holds JAX and its compiled programs)."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1, 4))
 
 
 def pytest_collection_finish(session):
@@ -59,23 +69,61 @@ def data_root() -> Path:
     return root
 
 
+def _shared(tmp_path_factory, name: str) -> Path:
+    """A folder of the whole run: one for all of pytest-xdist's workers (``-n``), which each
+    have their own base temporary folder under a common one."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
-    """One checkpoint folder for the whole session, so each small model is trained once."""
-    return tmp_path_factory.mktemp("models")
+    """One checkpoint folder for the whole run, so each small model is trained once."""
+    return _shared(tmp_path_factory, "models")
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory) -> Path:
+    """One JAX persistent compilation cache for the notebooks' kernels, as `workbench reproduce`
+    gives them: a kernel compiles little of what an earlier one compiled."""
+    return _shared(tmp_path_factory, "jax_cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(jax_cache):
+    """The tests' own programs go to the same persistent cache as the kernels', so a notebook
+    loads what a test (or another xdist worker) already compiled instead of compiling it."""
+    jax.config.update("jax_compilation_cache_dir", str(jax_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 @pytest.fixture(scope="session")
 def trained(data_root, model_cache):
     """``trained(name)``: a zoo model trained for one epoch on the first 5,000 training images
-    of its dataset (about 97% on MNIST for the LeNets), cached for the session."""
+    of its dataset (about 97% on MNIST for the LeNets), cached for the run (a worker waits for
+    another that is training the same model)."""
+    from filelock import FileLock
+
     from workbench import train
 
     def make(name: str, *, epochs: int = 1, limit: int = 5000, seed: int = 0):
-        return train.load_or_train(name, epochs=epochs, limit=limit, seed=seed,
-                                   cache=model_cache, root=data_root).model
+        with FileLock(model_cache / f"{name}-e{epochs}-n{limit}-s{seed}.lock"):
+            return train.load_or_train(name, epochs=epochs, limit=limit, seed=seed,
+                                       cache=model_cache, root=data_root).model
 
     return make
+
+
+@pytest.fixture()
+def notebook_env(data_root, model_cache, jax_cache, monkeypatch):
+    """What a notebook's kernel inherits: the real data root, the run's checkpoint folder (the
+    ``trained`` fixture's models) and the shared compilation cache."""
+    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
+    monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(jax_cache))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ line budget (a worked example plus exercises, their self-checks and graded tests
 """
 
 import ast
+import copy
 from pathlib import Path
 
 import nbformat
@@ -179,77 +180,110 @@ def test_student_command(tmp_path):
         course.write_student(tmp_path / "file")
 
 
-@pytest.fixture()
-def chapter_env(data_root, model_cache, jax_cache, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
-    # The kernels share JAX's persistent compilation cache, as `workbench reproduce` does: a
-    # student version compiles little of what its chapter with solutions compiled.
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(jax_cache))
-    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+def _with_student_checks(nb):
+    """The chapter with, after each exercise, the student version's cells for it run on the
+    unanswered placeholders (tags ``student-stub``, ``student-check``, ``student-test``), then
+    the answers put back: one execution shows both the teacher's and the student's self-checks."""
+    student = course.student_version(nb)
+    out = copy.deepcopy(nb)
+    for number, ex in reversed(list(enumerate(course.exercises(nb)))):
+        names = course.solution_names(nb.cells[ex["solution"]].source)
+        stash = f"_teacher_answers_{number}"
+        cells = [nbformat.v4.new_code_cell(
+                     f"{stash} = {{n: globals()[n] for n in {names!r} if n in globals()}}\n"
+                     + student.cells[ex["solution"]].source, metadata={"tags": ["student-stub"]}),
+                 nbformat.v4.new_code_cell(student.cells[ex["check"]].source,
+                                           metadata={"tags": ["student-check"]}),
+                 nbformat.v4.new_code_cell(student.cells[ex["test"]].source,
+                                           metadata={"tags": ["student-test", "raises-exception"]}),
+                 nbformat.v4.new_code_cell(f"globals().update({stash})")]
+        out.cells[ex["test"] + 1:ex["test"] + 1] = cells
+    return out
 
 
-@pytest.fixture(scope="session")
-def jax_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("jax_cache")
+def _tagged(nb, tag) -> list:
+    return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
 
 
-def _execute(path, tmp_path, *, student: bool):
+def _execute(path, tmp_path) -> tuple:
+    """The chapter executed once with papermill at ci.yml's values, its solutions in, and the
+    student version's self-checks and graded cells run after each exercise on the unanswered
+    placeholders: ``(notebook, out_dir)``."""
     import papermill
 
-    if student:
-        source = tmp_path / f"student_{path.name}"
-        nbformat.write(course.student_version(_read(path)), source)
-    else:
-        source = path
-    executed = tmp_path / f"executed_{path.name}"
-    parameters = {**CI[path.stem], "out_dir": str(tmp_path / "out")}
+    source, target = tmp_path / f"checked_{path.name}", tmp_path / f"executed_{path.name}"
+    nbformat.write(_with_student_checks(_read(path)), source)
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+        papermill.execute_notebook(str(source), str(target),
+                                   parameters={**CI[path.stem], "out_dir": str(tmp_path / "out")},
                                    cwd=str(COURSE), kernel_name="python3", progress_bar=False)
     except papermill.PapermillExecutionError:
-        if not student:
-            raise
-    return _read(executed)
+        pass  # the student-test cells fail by design; the checks below read every cell
+    return _read(target), tmp_path / "out"
 
 
 @pytest.mark.real_data
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_runs_and_every_self_check_passes(path, tmp_path, chapter_env):
-    nb = _execute(path, tmp_path, student=False)
+def test_chapter_runs_self_checks_pass_and_student_hints_show(path, tmp_path, notebook_env):
+    """One execution: with the solutions every self-check passes and every graded test
+    passes; on the student version's placeholders every self-check gives its hint (no
+    traceback) and every graded test fails; the executed chapter renders to HTML."""
+    nb, out = _execute(path, tmp_path)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    for cell in _code(nb):
+        if cell not in graded and "student-test" not in cell.metadata.get("tags", []):
+            assert not _errors(cell), cell.source[:80]
     for ex in course.exercises(nb):
         text = _text(nb.cells[ex["check"]])
         assert text.startswith("PASS") and "NOT YET" not in text, (ex["id"], text)
         assert not _errors(nb.cells[ex["test"]]), ex["id"]
-    assert list((tmp_path / "out").glob("*.png")), "no figure saved"
+    assert list(out.glob("*.png")), "no figure saved"
 
-
-@pytest.mark.real_data
-@pytest.mark.slow
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_student_version_runs_and_self_checks_give_hints(path, tmp_path, chapter_env):
-    nb = _execute(path, tmp_path, student=True)
-    exercises = course.exercises(nb)
-    graded = {ex["test"] for ex in exercises}
-    for i, cell in enumerate(_code(nb)):
-        if nb.cells.index(cell) not in graded:
-            assert not _errors(cell), (i, cell.source[:80])
-    for ex in exercises:
-        check, test = nb.cells[ex["check"]], nb.cells[ex["test"]]
+    checks, tests = _tagged(nb, "student-check"), _tagged(nb, "student-test")
+    assert len(checks) == len(tests) == len(course.exercises(nb)) >= 2
+    for check, test in zip(checks, tests):
         text = _text(check)
         assert not _errors(check) and "Traceback" not in text
-        assert text.startswith("NOT YET") and "not answered yet" in text, (ex["id"], text)
-        assert "PASS" not in text, ex["id"]
-        assert _errors(test), f"{ex['id']}: the graded test passes without an answer"
+        assert text.startswith("NOT YET") and "not answered yet" in text, text
+        assert "PASS" not in text
+        assert _errors(test), f"the graded test passes without an answer: {test.source[:80]}"
+
+    html = course.html_page(nb)
+    assert "data:image/png;base64" in html and "PASS " in html
 
 
-@pytest.mark.real_data
-@pytest.mark.slow
-def test_html_of_a_chapter(tmp_path, chapter_env):
-    profile = {"01_neurons": {**CI["01_neurons"], "out_dir": str(tmp_path / "figures")}}
-    pages = course.render_html(tmp_path / "html", profile=profile, names=["01_neurons"])
-    assert [p.name for p in pages] == ["01_neurons.html"]
-    html = pages[0].read_text(encoding="utf-8")
-    assert "data:image/png;base64" in html and "PASS n_neurons" in html
-    assert '<a href="01_neurons.html">' in (tmp_path / "html" / "index.html").read_text()
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_version_runs_past_an_unanswered_exercise(path):
+    """No cell after an exercise reads its answers, so a student's *Run all* with placeholders
+    (None) reaches every later exercise: the one thing an execution of the student version
+    shows that the executed chapter above does not."""
+    nb = _read(path)
+    student = course.student_version(nb)
+    for ex in course.exercises(nb):
+        names = set(course.solution_names(nb.cells[ex["solution"]].source))
+        own = {ex["solution"], ex["check"], ex["test"]}
+        for i in range(ex["solution"] + 1, len(nb.cells)):
+            if i in own or nb.cells[i].cell_type != "code":
+                continue
+            read = {n.id for n in ast.walk(ast.parse(student.cells[i].source))
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            assert not read & names, f"{path.name} cell {i} reads {sorted(read & names)}"
+
+
+def test_html_of_every_chapter_with_an_index(tmp_path):
+    folder = tmp_path / "chapters"
+    folder.mkdir()
+    for name in ("01_first", "02_second"):
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"),
+                    nbformat.v4.new_code_cell("x = 2\nx", metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell("print('result', x * 21)")]
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    pages = course.render_html(tmp_path / "html", folder=folder, profile={"02_second": {"x": 1}},
+                               names=["02_second"])
+    assert [p.name for p in pages] == ["02_second.html"]
+    assert "result 21" in pages[0].read_text(encoding="utf-8")
+    assert '<a href="02_second.html">' in (tmp_path / "html" / "index.html").read_text()
+    assert (tmp_path / "html" / "executed" / "02_second.ipynb").is_file()

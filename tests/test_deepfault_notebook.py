@@ -16,11 +16,9 @@ FIGURES = ("suspiciousness_heatmap", "table3_accuracy", "layers", "synthesised_m
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, ci_parameters, tmp_path, monkeypatch):
+def test_notebook_runs(ci_parameters, tmp_path, notebook_env):
     import papermill
 
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "models"))
     parameters = ci_parameters(NOTEBOOK)
     out_dir = Path(parameters["out_dir"])
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "deepfault.ipynb"),

@@ -12,12 +12,10 @@ TABLES = ("models", "table2", "table2_per_run", "figure9", "table6", "table7", "
           "environment", "results")
 
 
-def run(parameters, data_root, model_cache, tmp_path, monkeypatch) -> Path:
+def run(parameters, tmp_path) -> Path:
     """Executes the notebook with ``parameters``; returns its figures folder."""
     import papermill
 
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "deepxplore.ipynb"),
                                parameters=parameters, cwd=str(REPO),
                                kernel_name="python3", progress_bar=False)
@@ -31,11 +29,11 @@ def _rows(path):
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, trained, model_cache, ci_parameters, tmp_path, monkeypatch):
+def test_notebook_runs(trained, ci_parameters, tmp_path, notebook_env):
     parameters = ci_parameters(NOTEBOOK)
     for name in parameters["model_names"]:  # the fixtures' checkpoints, trained once a session
         trained(name, epochs=parameters["epochs"], limit=parameters["n_train"])
-    out_dir = run(parameters, data_root, model_cache, tmp_path, monkeypatch)
+    out_dir = run(parameters, tmp_path)
     for name in TABLES:
         assert (out_dir / f"{name}.csv").is_file() and (out_dir / f"{name}.md").is_file(), name
     assert (out_dir / "gallery_trained_light.png").stat().st_size > 1000

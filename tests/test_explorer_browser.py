@@ -105,9 +105,11 @@ def jupyterlab(tmp_path, data_root, model_cache, trained):
         _wait_for(f"http://127.0.0.1:{port}/api/status", process, 90)
         yield f"http://127.0.0.1:{port}", tmp_path
     finally:
-        process.send_signal(signal.SIGINT)  # JupyterLab's clean stop: shuts its kernels down
+        # SIGTERM is JupyterLab's clean stop without a prompt (SIGINT asks "Shutdown this
+        # Jupyter server?" and waits): it shuts its kernels down.
+        process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -10,12 +10,11 @@ NOTEBOOK = REPO / "notebooks" / "fuzzing.ipynb"
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, ci_parameters, tmp_path, monkeypatch):
+def test_notebook_runs(trained, ci_parameters, tmp_path, notebook_env):
     import papermill
 
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "models"))
     parameters = ci_parameters(NOTEBOOK)
+    trained(parameters["model_name"], epochs=parameters["epochs"], limit=parameters["n_train"])
     out_dir = Path(parameters["out_dir"])
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "fuzzing.ipynb"),
                                parameters=parameters, cwd=str(REPO),

@@ -13,9 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {name: REPO / "notebooks" / f"{name}.ipynb" for name in ("quickstart", "explorer")}
 
 
-def _run(name: str, tmp_path: Path, monkeypatch, data_root, model_cache, **extra) -> Path:
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
+def _run(name: str, tmp_path: Path, **extra) -> Path:
     profile = reproduce.load_profile("ci", notebooks_dir=REPO / "notebooks")
     parameters = reproduce.notebook_parameters(NOTEBOOKS[name], profile,
                                                figures_dir=tmp_path / "figures") | extra
@@ -32,10 +30,10 @@ def _results(folder: Path) -> dict[str, float]:
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_quickstart_runs(tmp_path, monkeypatch, data_root, model_cache, trained):
+def test_quickstart_runs(tmp_path, notebook_env, trained):
     for model in ("lenet1", "lenet4", "lenet5"):
         trained(model)  # the notebook loads the session's checkpoints
-    out = _run("quickstart", tmp_path, monkeypatch, data_root, model_cache)
+    out = _run("quickstart", tmp_path)
     for figure in ("kmnc_heatmap", "suspiciousness_heatmap", "synthesised"):
         assert (out / f"{figure}.png").stat().st_size > 1000
     results = _results(out)
@@ -49,10 +47,10 @@ def test_quickstart_runs(tmp_path, monkeypatch, data_root, model_cache, trained)
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_quickstart_runs_on_the_released_weights(tmp_path, monkeypatch, data_root, model_cache):
+def test_quickstart_runs_on_the_released_weights(tmp_path, notebook_env, data_root):
     if not (data_root / "released" / "deepxplore" / "Model3.h5").is_file():
         pytest.skip("the released models are not in the data root")
-    out = _run("quickstart", tmp_path, monkeypatch, data_root, model_cache, weights="released")
+    out = _run("quickstart", tmp_path, weights="released")
     results = _results(out)
     assert results["test accuracy"] > 0.98  # DeepXplore's LeNet-5 (Table 1: 98.63%)
     assert 0.0 <= results["NC of lenet1 after DeepXplore"] <= 1.0
@@ -60,9 +58,9 @@ def test_quickstart_runs_on_the_released_weights(tmp_path, monkeypatch, data_roo
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_explorer_runs(tmp_path, monkeypatch, data_root, model_cache, trained):
+def test_explorer_runs(tmp_path, notebook_env, trained):
     trained("lenet5")
-    out = _run("explorer", tmp_path, monkeypatch, data_root, model_cache)
+    out = _run("explorer", tmp_path)
     assert (out / "heatmap.png").stat().st_size > 1000
     assert (out / "neuron.png").stat().st_size > 1000
     with (out / "results.csv").open() as handle:

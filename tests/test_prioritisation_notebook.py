@@ -14,13 +14,11 @@ TINY = {"datasets": ["mnist", "cifar10"], "model_names": ["lenet1", "cifar_lenet
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_notebook_runs(data_root, tmp_path, monkeypatch):
+def test_notebook_runs(tmp_path, notebook_env):
     import papermill
 
     from workbench.experiments import prioritisation as experiment
 
-    monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "models"))
     out_dir = tmp_path / "figures" / "prioritisation"
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "prioritisation.ipynb"),
                                parameters={**TINY, "out_dir": str(out_dir)}, cwd=str(REPO),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["COURSE_DIR", "chapters", "exercises", "metadata_problems", "render_html",
+__all__ = ["COURSE_DIR", "chapters", "exercises", "html_page", "metadata_problems", "render_html",
            "solution_names", "student_version", "write_student"]
 
 COURSE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "course"
@@ -160,19 +160,25 @@ def metadata_problems(nb) -> list[str]:
     return problems
 
 
+def html_page(nb) -> str:
+    """An executed chapter as one HTML page, its figures inlined."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter().from_notebook_node(nb)[0]
+
+
 def render_html(out_dir: str | Path, *, folder: str | Path = COURSE_DIR,
                 profile: Mapping[str, Mapping] | None = None,
                 names: Sequence[str] | None = None) -> list[Path]:
     """Executes every chapter with papermill (default parameters, or ``profile[stem]``) into
     ``out_dir/executed/`` and renders each to ``out_dir/<chapter>.html``, with an index."""
     import papermill
-    from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir: {out_dir} is a file, expected a folder")
     (out_dir / "executed").mkdir(parents=True, exist_ok=True)
-    exporter, pages = HTMLExporter(), []
+    pages = []
     for path in chapters(folder):
         if names and path.stem not in names:
             continue
@@ -181,9 +187,8 @@ def render_html(out_dir: str | Path, *, folder: str | Path = COURSE_DIR,
                                    parameters=dict((profile or {}).get(path.stem, {})),
                                    cwd=str(path.parent), kernel_name="python3",
                                    progress_bar=False)
-        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         page = out_dir / f"{path.stem}.html"
-        page.write_text(body, encoding="utf-8")
+        page.write_text(html_page(nbformat.read(executed, as_version=4)), encoding="utf-8")
         pages.append(page)
     links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)
     (out_dir / "index.html").write_text(
