@@ -292,6 +292,22 @@ def test_host_and_device_loops_agree(monkeypatch):
         np.testing.assert_allclose(host.inputs, device.inputs, atol=2e-4)
 
 
+def test_a_seeds_result_does_not_depend_on_the_pools_widths(monkeypatch):
+    # Neurons are drawn per seed and iteration, and the pool shrinks only once the queue is
+    # empty: narrowing it (32 -> 16) or not changes nothing a seed finds.
+    nets, seeds = _tiny_trio(), _tiny_seeds()
+    run = {"transformation": constraints.occlusion(size=(3, 3)), "iterations": 6,
+           "batch_size": 32, "key": KEY}
+    monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
+    shrinking = dx.generate(nets, seeds, **run)
+    monkeypatch.setattr(dx, "_pool_sizes", lambda slots: [slots])
+    full = dx.generate(nets, seeds, **run)
+    assert (shrinking.iterations > 1).any()
+    for field in ("seed_index", "predictions", "iterations", "coverage_after"):
+        np.testing.assert_array_equal(getattr(shrinking, field), getattr(full, field))
+    np.testing.assert_allclose(shrinking.inputs, full.inputs, atol=1e-5)
+
+
 def test_target_and_weights_do_not_recompile(monkeypatch):
     chex.clear_trace_counter()
     counted = jax.jit(chex.assert_max_traces(dx._step, n=1),

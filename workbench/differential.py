@@ -278,10 +278,15 @@ def _choose(key, covered, count):
     return jax.random.categorical(key, logits, shape=(count,)).astype(jnp.int32)
 
 
-def _draw(key, covered, count):
-    """``int32[models, count]``: per model, ``count`` uncovered neurons (see :func:`_choose`)."""
-    keys = jax.random.split(key, len(covered))
-    return jnp.stack([_choose(k, c, count) for k, c in zip(keys, covered)])
+def _draw(choose_key, seed_id, it, covered):
+    """``int32[models, slots]``: an uncovered neuron per model and slot (:func:`_choose`), keyed
+    by the slot's seed and iteration alone: no draw depends on the pool's width or slot."""
+    def one(seed, it):
+        keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(choose_key, seed), it),
+                                len(covered))
+        return jnp.stack([_choose(k, c, 1)[0] for k, c in zip(keys, covered)])
+
+    return jax.vmap(one, out_axes=1)(seed_id, it)
 
 
 def _disagree(preds):
@@ -300,10 +305,9 @@ def _differs(preds, targets, stop):
 
 
 def _pool_sizes(slots: int) -> list[int]:
-    """The pool's widths: it halves once the queue is empty and at most half the slots still
-    climb (down to 16), so the seeds climbing to the last iteration do not cost full-width
-    passes. Each width is compiled once; halving, not quartering, keeps at least half the
-    slots busy (300 seeds, 256 slots: 0.68 of the slot-steps useful, against 0.38)."""
+    """The pool's widths: it halves (down to 16; each width compiled once) when the queue is
+    empty and at most half the slots climb, so seeds climbing to the last iteration keep at
+    least half the slots busy (quartering left 300 seeds on 256 slots two thirds idle)."""
     sizes = [slots]
     while sizes[-1] // 2 >= 16:
         sizes.append(sizes[-1] // 2)
@@ -347,7 +351,7 @@ def _setup(graphdefs, states, seeds, valid, covered, key, threshold, target, *, 
     seed_id = order[jnp.minimum(slot, n - 1)]
     pool = {"x": seeds[seed_id], "seed_id": seed_id, "label": preds0[0, seed_id],
             "target": targets[seed_id],
-            "neurons": _draw(jax.random.fold_in(choose_key, 0), covered, slots),
+            "neurons": _draw(choose_key, seed_id, jnp.zeros(slots, jnp.int32), covered),
             "it": jnp.zeros(slots, jnp.int32), "active": slot < n_agree}
     run = {"next": jnp.minimum(n_agree, slots), "covered": covered, "out_x": seeds,
            "out_found": found, "out_it": jnp.zeros(n, jnp.int32), "out_preds": preds0,
@@ -408,8 +412,9 @@ def _step(graphdefs, states, context, carry, hyper, *, options):
     candidate = r["next"] + jnp.cumsum(free, dtype=jnp.int32) - 1
     refill = free & (candidate < context["n_agree"])
     new_id = context["order"][jnp.clip(candidate, 0, n - 1)]
-    fresh = _draw(jax.random.fold_in(context["choose_key"], r["t"]), covered, x.shape[0])
     renew = refill | options.per_iteration
+    fresh = _draw(context["choose_key"], jnp.where(refill, new_id, p["seed_id"]),
+                  jnp.where(refill, 0, it), covered)
     p = {"x": jnp.where(refill[:, None, None, None], context["seeds"][new_id], x),
          "seed_id": jnp.where(refill, new_id, p["seed_id"]),
          "label": jnp.where(refill, context["preds0"][0, new_id], p["label"]),
