@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 def _xla_cpu_options() -> None:
     """Turns on oneDNN for XLA's CPU convolutions and matmuls (``--xla_cpu_use_onednn=true``).
 
-    XLA's own CPU convolution is the floor of every model-level pass: with oneDNN a LeNet's
-    forward pass and its input gradient took about half the time on a 2-core x86 machine, with
-    the same logits (``benchmarks/bench_forward.py``; issue 19). XLA reads ``XLA_FLAGS`` when
+    XLA's own CPU convolution is the floor of every model-level pass. On a loaded 2-core x86
+    machine oneDNN seemed to halve a LeNet's forward pass; re-measured on the idle machine, the
+    forward pass took the same time with and without it, with the same logits
+    (``benchmarks/bench_forward.py``; README, Performance). XLA reads ``XLA_FLAGS`` when
     JAX first uses the CPU, so this takes effect only if nothing ran on it before
     ``workbench`` (or any of its modules) was imported. Set only on x86-64 with jaxlib 0.10 or
     newer (an unknown flag aborts XLA); a user's own ``--xla_cpu_use_onednn`` wins, and
