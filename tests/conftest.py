@@ -34,6 +34,7 @@ def _real_root() -> Path | None:
     return None
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: harmless without it
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: a worker per core, at most four (each holds JAX and its compiled programs)."""
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
