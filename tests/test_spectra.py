@@ -54,6 +54,23 @@ def test_matches_numpy(threshold):
     assert all(int(v.min()) == int(v.max()) == where.sum() for v in total.values())
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.3])
+def test_by_class_is_hit_spectrum_per_class(threshold):
+    rng = np.random.default_rng(1)
+    acts = {"conv1": rng.normal(size=(41, 5)).astype(np.float32),
+            "fc1": np.maximum(rng.normal(size=(41, 7)), 0).astype(np.float32)}
+    passed, where = rng.random(41) < 0.7, rng.random(41) < 0.8
+    labels = rng.integers(0, 4, 41).astype(np.int32)
+    got = spectra.hit_spectrum_by_class({k: jnp.asarray(v) for k, v in acts.items()},
+                                        jnp.asarray(passed), jnp.asarray(labels), 4,
+                                        threshold=threshold, where=jnp.asarray(where))
+    for c in range(4):
+        _assert_equal(spectra.for_class(got, c),
+                      _numpy_spectrum(acts, passed, threshold, where & (labels == c)))
+    with pytest.raises(ValueError, match="labels must be integers of shape"):
+        spectra.hit_spectrum_by_class(acts, jnp.asarray(passed), labels[:3], 4)
+
+
 def test_bad_inputs():
     acts = {"fc1": jnp.zeros((3, 2))}
     with pytest.raises(ValueError, match="passed"):

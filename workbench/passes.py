@@ -329,18 +329,14 @@ def _spectrum_step(state, trace, mask, params, labels):
     """One batch of :func:`model_spectrum`; a class axis in the state asks for one spectrum
     per true class, all in this pass."""
     passed = jnp.argmax(trace.logits, axis=-1) == labels
-    by_class = next(iter(state.a_s.values())).ndim == 2
-
-    def counts(where):
-        return spectra.hit_spectrum(trace.acts, passed, threshold=params["threshold"],
-                                    where=where)
-
-    if by_class:
-        n_classes = next(iter(state.a_s.values())).shape[0]
-        new = jax.vmap(counts)(mask[None] & (labels[None] == jnp.arange(n_classes)[:, None]))
+    first = next(iter(state.a_s.values()))
+    if first.ndim == 2:  # by class
+        new = spectra.hit_spectrum_by_class(trace.acts, passed, labels, first.shape[0],
+                                            threshold=params["threshold"], where=mask)
     else:
         label = params["label"]
-        new = counts(mask & ((label < 0) | (labels == label)))
+        new = spectra.hit_spectrum(trace.acts, passed, threshold=params["threshold"],
+                                   where=mask & ((label < 0) | (labels == label)))
     return jax.tree.map(jnp.add, state, new)
 
 

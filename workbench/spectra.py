@@ -32,6 +32,7 @@ Notes on the released code (``hfeniser/DeepFault``, ``run.py``, ``utils.py``):
   them (``(acts > t)`` against ``passed`` with a sum over the batch axis).
 """
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +40,8 @@ import jax.numpy as jnp
 
 from workbench import validation
 
-__all__ = ["Spectrum", "concatenate", "for_class", "hit_spectrum", "total"]
+__all__ = ["Spectrum", "concatenate", "for_class", "hit_spectrum", "hit_spectrum_by_class",
+           "total"]
 
 Acts = validation.Acts  # {site: (batch, neurons)}
 
@@ -112,6 +114,54 @@ def hit_spectrum(acts: Acts, passed: validation.RowMask, *, threshold: validatio
     where = validation.row_mask(where, batch, "where")
     counts = _hit_spectrum(tuple(acts.values()), passed, where,
                            validation.scalar(threshold, "threshold"))
+    return Spectrum(*(dict(zip(acts, field)) for field in counts))
+
+
+def _count_by_class(hit, ok, bad):
+    """The four counts per class: ``ok``, ``bad`` are ``float[batch, classes]`` one-hot rows of
+    the passing and failing inputs counted; one product with the hit matrix each (exact: every
+    term is 0 or 1 and a batch's counts stay far below float32's 2**24)."""
+    h = hit.astype(jnp.float32)
+    a_s, a_f = (jnp.einsum("bc,bn->cn", rows, h, precision=jax.lax.Precision.HIGHEST)
+                for rows in (ok, bad))
+    n_s, n_f = ok.sum(0)[:, None] - a_s, bad.sum(0)[:, None] - a_f
+    return tuple(x.astype(jnp.int32) for x in (a_s, a_f, n_s, n_f))
+
+
+@functools.partial(jax.jit, static_argnames=("n_classes",))
+def _hit_spectrum_by_class(values: tuple, passed, where, labels, threshold, *, n_classes):
+    rows = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32) * where[:, None]
+    ok, bad = rows * passed[:, None], rows * ~passed[:, None]
+    counts = [_count_by_class(v > threshold, ok, bad) for v in values]
+    return tuple(tuple(c[i] for c in counts) for i in range(4))
+
+
+def hit_spectrum_by_class(acts: Acts, passed: validation.RowMask, labels, n_classes: int, *,
+                          threshold: validation.Float = 0.0,
+                          where: validation.RowMask = None) -> Spectrum:
+    """The hit spectrum of every class at once: field arrays ``int32[n_classes, neurons]``,
+    row ``c`` equal to :func:`hit_spectrum` with ``where & (labels == c)``.
+
+    DeepFault (section 3.1) analyses one class at a time; this counts all of them in one pass
+    over a batch, as one product of the one-hot labels with the hit matrix per count (a
+    label outside ``[0, n_classes)`` is counted in no class). Pure, like :func:`hit_spectrum`.
+
+    Example:
+        >>> acts = {"fc1": jnp.array([[1.0, -1.0], [2.0, 0.0], [0.5, 3.0]])}
+        >>> s = hit_spectrum_by_class(acts, jnp.array([True, False, True]), jnp.array([0, 1, 0]), 2)
+        >>> s.a_s["fc1"].tolist(), s.a_f["fc1"].tolist()
+        ([[2, 1], [0, 0]], [[0, 0], [1, 0]])
+    """
+    acts = validation.acts(acts)
+    batch = next(iter(acts.values())).shape[0]
+    passed = validation.row_mask(passed, batch, "passed")
+    where = validation.row_mask(where, batch, "where")
+    if jnp.shape(labels) != (batch,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise ValueError(f"labels must be integers of shape ({batch},), got "
+                         f"{jnp.result_type(labels)} of shape {jnp.shape(labels)}")
+    counts = _hit_spectrum_by_class(tuple(acts.values()), passed, where, labels,
+                                    validation.scalar(threshold, "threshold"),
+                                    n_classes=validation.positive_int(n_classes, "n_classes"))
     return Spectrum(*(dict(zip(acts, field)) for field in counts))
 
 
