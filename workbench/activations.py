@@ -218,6 +218,7 @@ def _reduce(value: jax.Array, reduce: str) -> jax.Array:
 # Site order per (graphdef, kind), recorded while tracing: a dict leaving ``jax.jit`` comes
 # back with sorted keys, and the layer order is only known inside the model.
 _SITE_ORDER: dict[tuple, tuple[str, ...]] = {}
+_COUNTS: dict[tuple, dict[str, int]] = {}  # neuron_counts: (structure, shapes, conv) -> counts
 
 
 def _capture(model, x, kind: str):
@@ -451,9 +452,17 @@ def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
         raise ValueError(f"input_shape must be a tuple of positive ints (images.shape[1:]), "
                          f"got {input_shape!r}")
     input_shape = tuple(int(d) for d in input_shape)
-    _fits(graphdef, state, input_shape, input_shape, jnp.dtype(jnp.float32),
-          f"input_shape {input_shape} does not fit")
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
-    order = _SITE_ORDER[(graphdef, conv.kind)]
-    return {k: int(shapes.acts[k].shape[-1]) for k in order}
+    # The counts depend on the structure and the weights' shapes only: remembered, since the
+    # passes and synthesis ask on every call and the check and trace below cost milliseconds.
+    key = (graphdef, input_shape, conv,
+           tuple((tuple(v.shape), str(v.dtype)) for v in jax.tree.leaves(state)))
+    if key not in _COUNTS:
+        _fits(graphdef, state, input_shape, input_shape, jnp.dtype(jnp.float32),
+              f"input_shape {input_shape} does not fit")
+        x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+        shapes = jax.eval_shape(functools.partial(_neurons_jit, graphdef, conv=conv), state, x)
+        if len(_COUNTS) >= 64:
+            _COUNTS.clear()
+        _COUNTS[key] = {k: int(shapes.acts[k].shape[-1])
+                        for k in _SITE_ORDER[(graphdef, conv.kind)]}
+    return dict(_COUNTS[key])

@@ -169,23 +169,6 @@ def _is_pair(target) -> bool:
     return isinstance(target, (tuple, list)) and len(target) == 2 and isinstance(target[0], str)
 
 
-_COUNTS: dict = {}  # (graphdef, input shape, convention, weight shapes) -> neuron counts
-
-
-def _neuron_counts(model, parts, input_shape, conv) -> dict[str, int]:
-    """``activations.neuron_counts``, remembered per model structure, weight shapes and input
-    shape (it traces the model; :func:`synthesize` asks on every call). ``parts``: the model's
-    ``(graphdef, state)``."""
-    graphdef, state = parts
-    weights = tuple((tuple(v.shape), str(v.dtype)) for v in jax.tree.leaves(state))
-    key = (graphdef, input_shape, conv, weights)
-    if key not in _COUNTS:
-        if len(_COUNTS) >= 64:
-            _COUNTS.clear()
-        _COUNTS[key] = activations.neuron_counts(model, input_shape, convention=conv)
-    return _COUNTS[key]
-
-
 def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *,
                    convention: "str | activations.Convention" = "pre") -> Int[Array, " k"]:
     """Flat positions (among all neurons of ``convention``, in layer order) of ``(site, index)``
@@ -203,13 +186,8 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
         >>> target_indices(models.create("deepfault_3x50_relu"), (28, 28, 1), [("fc2", 3)]).tolist()
         [53]
     """
-    return _flat_targets(model, activations.split(model), tuple(input_shape), targets,
-                         activations.as_convention(convention))
-
-
-def _flat_targets(model, parts, input_shape, targets, conv):
-    """:func:`target_indices` for a model already split into ``parts``."""
-    counts = _neuron_counts(model, parts, input_shape, conv)
+    counts = activations.neuron_counts(model, tuple(input_shape),
+                                       convention=activations.as_convention(convention))
     total = sum(counts.values())
     if isinstance(targets, (jax.Array, np.ndarray)):
         flat = np.asarray(targets).reshape(-1) if np.ndim(targets) == 0 else np.asarray(targets)
@@ -310,7 +288,7 @@ def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets
     _check_unit_range(seeds)
     shape = activations.check_model_input((graphdef, state), seeds, "seeds")
     seeds = jnp.asarray(seeds, jnp.float32)
-    flat = _flat_targets(model, (graphdef, state), shape, targets, conv)
+    flat = target_indices(model, shape, targets, convention=conv)
     return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,
                        n_steps=n_steps, conv=conv)._replace(seeds=seeds)
 
