@@ -100,12 +100,15 @@ def jax_cache(tmp_path_factory) -> Path:
     return _shared(tmp_path_factory, "jax_cache")
 
 
+_MIN_COMPILE_SECONDS = 0.1  # what the persistent cache keeps: programs slower than this to compile
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(jax_cache):
     """The tests' own programs go to the same persistent cache as the kernels', so a notebook
     loads what a test (or another xdist worker) already compiled instead of compiling it."""
     jax.config.update("jax_compilation_cache_dir", str(jax_cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +135,7 @@ def notebook_env(data_root, model_cache, jax_cache, monkeypatch):
     monkeypatch.setenv("WORKBENCH_DATA", str(data_root))
     monkeypatch.setenv("WORKBENCH_CACHE", str(model_cache))
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(jax_cache))
-    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(_MIN_COMPILE_SECONDS))
 
 
 @pytest.fixture()

@@ -70,7 +70,7 @@ def _wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
 
 
 @pytest.fixture()
-def jupyterlab(tmp_path, data_root, model_cache, trained):
+def jupyterlab(tmp_path, notebook_env, trained):
     """A JupyterLab serving ``tmp_path/work`` with the parametrised explorer notebook in it."""
     import papermill
 
@@ -87,7 +87,7 @@ def jupyterlab(tmp_path, data_root, model_cache, trained):
     (config / "labconfig").mkdir(parents=True)
     (config / "labconfig" / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-    env = {**os.environ, "WORKBENCH_DATA": str(data_root), "WORKBENCH_CACHE": str(model_cache),
+    env = {**os.environ,  # notebook_env: the data root, the checkpoints, the compilation cache
            "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONWARNINGS": "ignore"}
