@@ -1,7 +1,8 @@
 """Optax training of the zoo, deterministic under a seed, with safe msgpack checkpoints.
 
 Checkpoints hold the model's parameters and batch-norm statistics (``nnx.Param`` and
-``nnx.BatchStat``) as a plain nested dict of arrays in Flax's msgpack serialisation (``flax.serialization``), which stores data only: loading never runs code.
+``nnx.BatchStat``) as a plain nested dict of arrays in Flax's msgpack serialisation
+(``flax.serialization``), which stores data only: loading never runs code.
 They are cached in one folder per user, :func:`default_cache` (``$WORKBENCH_CACHE``, else
 ``~/.cache/workbench/models`` or the platform's cache folder), keyed by model, dataset, epochs,
 seed and training-set size, so a checkpoint trained from one folder is found from any other.
