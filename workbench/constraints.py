@@ -84,10 +84,11 @@ def constraint(fn: Constraint, *, per_seed: bool = False) -> optax.GradientTrans
 
     ``gradient`` is one image's (normalised) gradient, ``(h, w, c)``. The transformation's
     ``update`` takes the batch ``(n, h, w, c)`` and Optax's extra keyword arguments (passed
-    through ``optax.chain``): ``key``, this step's key, split into a fresh key per image; and
-    ``seed_keys``, one key per image that stays the same over a seed's whole climb
-    (:func:`workbench.differential.generate` passes both). ``fn`` gets the fresh key, or with
-    ``per_seed=True`` the image's seed key. Cached per ``(fn, per_seed)``, so building it twice
+    through ``optax.chain``): ``key``, this step's key, split into a fresh key per image (or
+    ``step_keys``, that fresh key of each image given directly); and ``seed_keys``, one key per
+    image that stays the same over a seed's whole climb (:func:`workbench.differential.generate`
+    passes all three: its step keys follow each seed and iteration, not the image's place in the
+    batch). ``fn`` gets the fresh key, or with ``per_seed=True`` the image's seed key. Cached per ``(fn, per_seed)``, so building it twice
     does not recompile :func:`workbench.differential.generate`.
 
     Example:
@@ -98,13 +99,16 @@ def constraint(fn: Constraint, *, per_seed: bool = False) -> optax.GradientTrans
         >>> out[0, :, :, 0].tolist()
         [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
     """
-    def update(updates, state, params=None, *, key=None, seed_keys=None, **extra):
+    def update(updates, state, params=None, *, key=None, seed_keys=None, step_keys=None,
+               **extra):
         del params, extra
         if per_seed:
             if seed_keys is None:
                 raise ValueError("a per-seed constraint's update needs seed_keys= (one key per "
                                  "image)")
             keys = seed_keys
+        elif step_keys is not None:
+            keys = step_keys
         elif key is None:
             raise ValueError("a constraint's update needs key=")
         else:
