@@ -68,3 +68,17 @@ def test_choice_lists_the_options():
     assert validation.choice("max", "reduce", ("mean", "max")) == "max"
     with pytest.raises(ValueError, match=r"unknown reduce 'median'; choose one of \('mean', 'max'\)"):
         validation.choice("median", "reduce", ("mean", "max"))
+
+
+def test_extremes_reduces_a_jax_array_once_and_never_answers_for_another():
+    x = jnp.array([[0.5, -1.0], [2.0, 0.0]])
+    assert validation.extremes(x) == (-1.0, 2.0)
+    assert validation.extremes(x) == (-1.0, 2.0)  # remembered
+    y = x.at[0, 0].set(jnp.nan)  # a new array: reduced again
+    assert np.isnan(validation.extremes(y)).all()
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        validation.images(y, "seeds")
+    z = np.array([[3.0, 4.0]], np.float32)  # NumPy arrays are mutable: never remembered
+    assert validation.extremes(z) == (3.0, 4.0)
+    z[0, 0] = np.inf
+    assert validation.extremes(z) == (4.0, np.inf)

@@ -429,7 +429,8 @@ def activations(model: nnx.Module, x: Shaped[ArrayLike, "batch ..."], *,
 
 def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
                   convention: "str | Convention" = "post") -> dict[str, int]:
-    """Neurons per site, in layer order, from activations or from a model and an input shape.
+    """Neurons per site, in layer order, from activations or from a model (or its
+    ``(graphdef, state)`` from :func:`split`) and an input shape.
 
     The input shape comes from the data (``images.shape[1:]``). Nothing is computed for a
     model: the shapes come from ``jax.eval_shape``. The keys' order is the layer order every
@@ -446,7 +447,8 @@ def neuron_counts(model_or_acts, input_shape: tuple[int, ...] | None = None, *,
         raise ValueError("neuron_counts(model, input_shape): the input shape is needed "
                          "(images.shape[1:])")
     conv = as_convention(convention)
-    graphdef, state = split(model_or_acts)
+    graphdef, state = (split(model_or_acts) if isinstance(model_or_acts, nnx.Module)
+                       else model_or_acts)
     if not isinstance(input_shape, (tuple, list)) or not input_shape \
             or not all(validation.is_int(d) and d > 0 for d in input_shape):
         raise ValueError(f"input_shape must be a tuple of positive ints (images.shape[1:]), "

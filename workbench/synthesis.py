@@ -188,6 +188,11 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
     """
     counts = activations.neuron_counts(model, tuple(input_shape),
                                        convention=activations.as_convention(convention))
+    return _flat_targets(counts, targets)
+
+
+def _flat_targets(counts: dict[str, int], targets: Targets) -> Int[Array, " k"]:
+    """:func:`target_indices` given the model's neuron counts."""
     total = sum(counts.values())
     if isinstance(targets, (jax.Array, np.ndarray)):
         flat = np.asarray(targets).reshape(-1) if np.ndim(targets) == 0 else np.asarray(targets)
@@ -218,18 +223,12 @@ def target_indices(model: Model, input_shape: Sequence[int], targets: Targets, *
     return jnp.asarray(flat, jnp.int32)
 
 
-@jax.jit
-def _extremes(x):
-    return jnp.min(x), jnp.max(x)
-
-
 def _check_unit_range(seeds) -> None:
     """Seeds in ``[0, 1]``: the projection's box, so every synthesised input lies within ``d``
     of its seed (from a seed of 2.0 the box alone moves it by 1.0)."""
     if seeds.size == 0 or validation.is_traced(seeds):
         return
-    low, high = (seeds.min(), seeds.max()) if isinstance(seeds, np.ndarray) else _extremes(seeds)
-    low, high = float(low), float(high)
+    low, high = validation.extremes(seeds)
     if low < 0.0 or high > 1.0:
         raise ValueError(f"seeds must lie in [0, 1] (the pixel range synthesis projects onto), "
                          f"got values in [{low:g}, {high:g}]"
@@ -288,7 +287,8 @@ def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets
     _check_unit_range(seeds)
     shape = activations.check_model_input((graphdef, state), seeds, "seeds")
     seeds = jnp.asarray(seeds, jnp.float32)
-    flat = target_indices(model, shape, targets, convention=conv)
+    flat = _flat_targets(activations.neuron_counts((graphdef, state), shape, convention=conv),
+                         targets)
     return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,
                        n_steps=n_steps, conv=conv)._replace(seeds=seeds)
 
