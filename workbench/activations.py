@@ -356,7 +356,7 @@ def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...
         ...
         ValueError: inputs of shape (2, 32, 32, 3) do not fit the model: it runs on (batch, 28, 28, 1) ...
     """
-    validation.images(x, name)
+    validation.images(x, name, pixel_range=True)
     if len(x) == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); give at least "
                          f"one input")
@@ -366,7 +366,6 @@ def check_model_input(model_or_parts, x, name: str = "inputs") -> tuple[int, ...
     dtype = jnp.dtype(x.dtype)
     batched = tuple(int(d) for d in x.shape)
     _fits(graphdef, state, shape, batched, dtype, f"{name} of shape {batched} do not fit")
-    validation.input_range(x, name)
     return shape
 
 

@@ -57,7 +57,8 @@ def _setup(model, images, convention, batch_size) -> tuple[Any, Any, activations
     conv = activations.as_convention(convention)
     graphdef, weights = activations.split(model)
     shape = activations.check_model_input((graphdef, weights), images, "images")
-    return graphdef, weights, conv, activations.neuron_counts(model, shape, convention=conv)
+    return graphdef, weights, conv, activations.neuron_counts((graphdef, weights), shape,
+                                                              convention=conv)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))

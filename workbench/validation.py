@@ -107,8 +107,10 @@ def _finite(x) -> bool:
     return all(np.isfinite(extremes(x)))
 
 
-def images(x, name: str = "inputs", *, min_ndim: int = 2):
-    """A batch of floating-point, finite inputs ``(batch, ...)``; returned unchanged.
+def images(x, name: str = "inputs", *, min_ndim: int = 2, pixel_range: bool = False):
+    """A batch of floating-point, finite inputs ``(batch, ...)``; returned unchanged. With
+    ``pixel_range=True`` it also warns as :func:`input_range` does, from the same minimum and
+    maximum (a NumPy array is reduced once, not twice).
 
     Example:
         >>> images(np.zeros((2, 3), np.float32)).shape
@@ -126,8 +128,13 @@ def images(x, name: str = "inputs", *, min_ndim: int = 2):
                 if jnp.issubdtype(x.dtype, jnp.integer) else "")
         raise ValueError(f"{name} must be floating point in the model's range [0, 1], got "
                          f"{x.dtype}{hint}")
-    if not _finite(x):
+    if is_traced(x) or np.size(x) == 0:
+        return x
+    low, high = extremes(x)  # NaN carries through min and max: two scalars answer
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{name} contain NaN or infinity")
+    if pixel_range:
+        _warn_pixels(low, high, name)
     return x
 
 
@@ -146,12 +153,15 @@ def input_range(x, name: str = "inputs") -> None:
     """
     if is_traced(x) or np.size(x) == 0:
         return
-    low, high = extremes(x)
+    _warn_pixels(*extremes(x), name)
+
+
+def _warn_pixels(low: float, high: float, name: str) -> None:
     if max(abs(low), abs(high)) > PIXEL_LIMIT:
         warnings.warn(f"{name} range over [{low:g}, {high:g}], far outside [0, 1], the range "
                       f"the zoo's and the papers' models take: raw 0-255 pixels? Divide them by "
                       f"255 (a model of your own that takes such values: silence "
-                      f"validation.InputRangeWarning)", InputRangeWarning, stacklevel=3)
+                      f"validation.InputRangeWarning)", InputRangeWarning, stacklevel=4)
 
 
 def acts(values, name: str = "acts") -> dict[str, jax.Array]:
