@@ -104,6 +104,13 @@ def test_dstar_star():
     np.testing.assert_allclose(np.asarray(sus.dstar(HAND, star=2)), [4 / 2])
 
 
+def test_dstar_under_jit_with_a_traced_star():
+    scores = jax.jit(lambda s, star: sus.dstar(s, star=star))
+    np.testing.assert_allclose(np.asarray(scores(HAND, 2.0)), [4 / 2])
+    np.testing.assert_allclose(np.asarray(scores(HAND, 3.0)), np.asarray(sus.dstar(HAND)))
+    np.testing.assert_allclose(np.asarray(jax.jit(sus.dstar)(HAND)), np.asarray(sus.dstar(HAND)))
+
+
 def test_dict_spectra_and_jit():
     s = Spectrum(*({"fc1": getattr(HAND, f), "fc2": getattr(EDGE, f)} for f in Spectrum._fields))
     scores = jax.jit(sus.ochiai)(s)

@@ -180,7 +180,7 @@ def dstar(spectrum: Spectrum, *, star: validation.Float = 3):
         localization", IEEE Trans. Reliability 63(1), 2014, section III. DeepFault, FASE 2019,
         section 3.2 (star = 3).
     """
-    star = float(validation.scalar(star, "star", above=0.0))
+    star = validation.scalar(star, "star", above=0.0)  # traced under jit: unchecked there
 
     def fn(ef, ep, nf, np_):
         numerator = ef ** star

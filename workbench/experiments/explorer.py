@@ -198,14 +198,7 @@ def neuron_values(md: ModelData, measure: str, *, threshold: float = 0.0, k: int
 def _jitted(measure: str):
     """A suspiciousness measure compiled once as a whole (eagerly, each of its operations
     would compile on first use)."""
-    fn = suspiciousness.measure(measure)
-
-    def whole(spectrum):
-        # parameters a measure checks in Python (D*'s star) stay concrete inside the trace
-        with jax.ensure_compile_time_eval():
-            return fn(spectrum)
-
-    return jax.jit(whole)
+    return jax.jit(suspiciousness.measure(measure))
 
 
 @jax.jit
