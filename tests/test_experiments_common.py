@@ -117,3 +117,14 @@ def test_released_weights(data_root):
     assert result.cached and result.train_seconds is None
     assert 0.97 < result.test_accuracy < 1.0  # DeepXplore Table 1: LeNet-1, 98.33%
     assert "lenet1" in models.released_names()
+
+
+def test_save_table_writes_csv_and_markdown_only(tmp_path):
+    rows = [{"model": "lenet1", "ours": 0.123456789, "paper": None}]
+    text = common.save_table(rows, tmp_path / "sub" / "results")
+    folder = tmp_path / "sub"
+    assert sorted(p.name for p in folder.iterdir()) == ["results.csv", "results.md"]
+    with open(folder / "results.csv", newline="") as f:
+        assert list(csv.reader(f)) == [["model", "ours", "paper"], ["lenet1", "0.123456789", ""]]
+    assert (folder / "results.md").read_text() == text + "\n"
+    assert text == "| model | ours | paper |\n| --- | --- | --- |\n| lenet1 | 0.1235 |  |"

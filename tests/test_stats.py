@@ -1,6 +1,5 @@
 """Statistics: A12 from Mann-Whitney U, the t interval, the sd convention, tables."""
 
-import csv
 import math
 
 import numpy as np
@@ -110,12 +109,3 @@ def test_markdown_table_formats_and_escapes():
     assert text.splitlines() == ["| a | b | c |", "| --- | --- | --- |",
                                  "| 0.3333 |  | x\\|y z |", "| 2 |  |  |"]
     assert stats.markdown_table([{"a": 1, "b": 2}], ["b"]) == "| b |\n| --- |\n| 2 |"
-
-
-def test_write_table_writes_csv_and_markdown_only(tmp_path):
-    rows = [{"model": "lenet1", "ours": 0.123456789, "paper": None}]
-    csv_path, md_path = stats.write_table(rows, tmp_path / "sub" / "results")
-    assert sorted(p.name for p in csv_path.parent.iterdir()) == ["results.csv", "results.md"]
-    with open(csv_path, newline="") as f:
-        assert list(csv.reader(f)) == [["model", "ours", "paper"], ["lenet1", "0.123456789", ""]]
-    assert md_path.read_text() == stats.markdown_table(rows) + "\n"

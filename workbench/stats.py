@@ -21,18 +21,13 @@ References:
     Student, "The probable error of a mean", Biometrika 6(1), 1908.
 """
 
-import csv
 import numbers
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import NamedTuple, SupportsFloat
 
 import numpy as np
 import scipy.stats
 from jaxtyping import ArrayLike, Real
-
-from workbench import files
 
 __all__ = [
     "Comparison",
@@ -45,7 +40,6 @@ __all__ = [
     "mean_interval",
     "sd",
     "sd_column",
-    "write_table",
 ]
 
 # One sample of measurements: an array of any shape (flattened) or a list of numbers.
@@ -276,24 +270,3 @@ def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None
              "| " + " | ".join("---" for _ in columns) + " |"]
     lines += ["| " + " | ".join(_text(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def write_table(rows: Sequence[Mapping], path: str | os.PathLike,
-                columns: Sequence[str] | None = None) -> tuple[Path, Path]:
-    """Writes ``rows`` as ``path.csv`` and ``path.md`` (``path`` without suffix), each
-    atomically (:func:`workbench.files.atomic_write`); returns both paths.
-
-    Missing values are empty cells; the CSV holds full precision, the Markdown
-    :func:`markdown_table`'s.
-    """
-    path = Path(path)
-    columns = list(columns or (rows[0].keys() if rows else []))
-    csv_path, md_path = path.with_suffix(".csv"), path.with_suffix(".md")
-    with files.atomic_write(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-    with files.atomic_write(md_path, "w") as f:
-        f.write(markdown_table(rows, columns) + "\n")
-    return csv_path, md_path

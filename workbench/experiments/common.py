@@ -18,11 +18,12 @@ checkpoint, :func:`workbench.train.load_or_train`); ``weights="released"`` loads
 paper's authors published (:func:`workbench.models.released`).
 """
 
+import csv
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from workbench import data, models, stats, train, validation
+from workbench import data, files, models, stats, train, validation
 from workbench.files import project_root
 
 __all__ = [
@@ -122,8 +123,10 @@ def load_models(names: Sequence[str], **options) -> dict[str, object]:
 
 def save_table(rows: Sequence[Mapping], path: str | os.PathLike,
                columns: Sequence[str] | None = None) -> str:
-    """Writes ``rows`` as ``path.csv`` and ``path.md`` (:func:`workbench.stats.write_table`)
-    and returns the Markdown, for a notebook to print.
+    """Writes ``rows`` as ``path.csv`` and ``path.md`` (``path`` without suffix), each
+    atomically (:func:`workbench.files.atomic_write`), and returns the Markdown, for a notebook
+    to print. Missing values are empty cells; the CSV holds full precision, the Markdown
+    :func:`workbench.stats.markdown_table`'s.
 
     Example:
         >>> import tempfile
@@ -133,5 +136,14 @@ def save_table(rows: Sequence[Mapping], path: str | os.PathLike,
         | --- | --- |
         | a | 0.5 |
     """
-    stats.write_table(rows, path, columns)
-    return stats.markdown_table(rows, columns)
+    path = Path(path)
+    columns = list(columns or (rows[0].keys() if rows else []))
+    with files.atomic_write(path.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    markdown = stats.markdown_table(rows, columns)
+    with files.atomic_write(path.with_suffix(".md"), "w") as f:
+        f.write(markdown + "\n")
+    return markdown

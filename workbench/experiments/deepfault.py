@@ -20,7 +20,7 @@ more often than those synthesised for random neurons. Here:
 The paper-scale reproduction (every published table, repeated over independent seeds, with
 verdicts) is :mod:`workbench.experiments.deepfault_paper`; the published values are in
 :mod:`workbench.experiments.deepfault_published`. Every function returns rows (a list of dicts)
-for :func:`workbench.stats.write_table`.
+for :func:`workbench.experiments.common.save_table`.
 """
 
 import time

@@ -13,7 +13,7 @@ each published value one such run, a table also gives the 95% *prediction* inter
 (``pi95``): ``in_run`` says whether the paper's value is what one of our runs could give,
 ``inside`` whether it matches our mean to our precision (both give or take the paper's rounding).
 
-Tables (one function each, rows for :func:`workbench.stats.write_table`): :func:`table2`
+Tables (one function each, rows for :func:`workbench.experiments.common.save_table`): :func:`table2`
 (models), :func:`table3` and :func:`significance` (loss and accuracy on synthesised inputs,
 Mann-Whitney U and A12 against random neurons), :func:`table4` (distances), :func:`table5` and
 :func:`neighbour_table` (activation increases, appendix Tables 6-7), :func:`layers` (RQ3: where
