@@ -563,7 +563,7 @@ def test_a_checkpoint_of_the_wrong_dtype_is_refused(tmp_path):
 def test_a_cached_checkpoint_without_metadata_names_what_is_missing(tmp_path):
     path = train.cache_path("lenet1", "mnist", epochs=1, seed=0, cache=tmp_path)
     train.save(models.create("lenet1"), path)  # no metadata
-    with pytest.raises(ValueError, match=r"lenet1-mnist-e1-s0.msgpack: the checkpoint's "
+    with pytest.raises(ValueError, match=r"lenet1-mnist-e1-s0-[0-9a-f]{8}.msgpack: the checkpoint's "
                                          r"metadata has no test_accuracy, train_seconds"):
         train.load_or_train("lenet1", epochs=1, cache=tmp_path, root=tmp_path)
 

@@ -223,7 +223,11 @@ def test_train_trains_caches_and_reports(data_root, tmp_path):
     first = workbench(*args, data_root=data_root, cache=tmp_path, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "deepfault_3x50_relu: test accuracy 0." in first.stdout and "(trained;" in first.stdout
-    assert [p.name for p in tmp_path.iterdir()] == ["deepfault_3x50_relu-mnist-e1-s0-n256.msgpack"]
+    from workbench import train
+
+    digest = train.training_digest("deepfault_3x50_relu")
+    assert [p.name for p in tmp_path.iterdir()] == [
+        f"deepfault_3x50_relu-mnist-e1-s0-n256-{digest}.msgpack"]
     again = workbench(*args, data_root=data_root, cache=tmp_path, timeout=300)
     assert again.returncode == 0 and "(cached;" in again.stdout
 

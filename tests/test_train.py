@@ -73,11 +73,25 @@ def test_load_or_train_caches_by_model_epochs_seed(tmp_path, data_root):
         train.load_or_train("lenet1", "cifar10", cache=tmp_path)
 
 
+def test_a_new_training_version_or_recipe_names_another_checkpoint(tmp_path, monkeypatch):
+    def path():
+        return train.cache_path("lenet1", "mnist", epochs=1, seed=0, cache=tmp_path)
+
+    before = path()
+    assert before.name == f"lenet1-mnist-e1-s0-{train.training_digest('lenet1')}.msgpack"
+    monkeypatch.setattr(train, "TRAINING_VERSION", train.TRAINING_VERSION + 1)
+    bumped = path()
+    monkeypatch.undo()
+    assert bumped != before and path() == before
+    assert train.training_digest("lenet1") != train.training_digest("lenet4")
+
+
 def test_one_checkpoint_folder_per_user_from_any_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("WORKBENCH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     expected = (tmp_path / "xdg" / "workbench" / "models" /
-                "deepfault_3x50_relu-mnist-e1-s0-n10.msgpack")
+                f"deepfault_3x50_relu-mnist-e1-s0-n10-{train.training_digest('deepfault_3x50_relu')}"
+                f".msgpack")
     model = models.create("deepfault_3x50_relu")
     for folder in ("a", "b/notebooks"):
         (tmp_path / folder).mkdir(parents=True)

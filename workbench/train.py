@@ -19,6 +19,7 @@ subtraction is left out: every zoo model takes images in [0, 1].
 """
 
 import functools
+import hashlib
 import json
 import os
 import time
@@ -35,6 +36,7 @@ from jaxtyping import Array, ArrayLike, Int, Shaped
 from workbench import activations, data, files, models, validation
 
 __all__ = [
+    "TRAINING_VERSION",
     "Recipe",
     "TrainResult",
     "accuracy",
@@ -46,6 +48,7 @@ __all__ = [
     "recipe",
     "save",
     "train",
+    "training_digest",
 ]
 
 
@@ -304,18 +307,37 @@ def default_cache() -> Path:
     return Path(given) if Path(given).is_absolute() else files.project_root() / given
 
 
+# Bumped whenever training gives other weights for the same model, recipe and seed (the loop,
+# the data order, the initialisation): checkpoints of an older version are then not reused.
+TRAINING_VERSION = 1
+
+
+def training_digest(name: str) -> str:
+    """Eight hex digits of SHA-256 over :data:`TRAINING_VERSION`, the zoo model's architecture
+    (``models.spec``) and its :func:`recipe`: part of every checkpoint's name, so a changed
+    model or recipe trains again instead of loading weights the code no longer makes.
+
+    Example:
+        >>> len(training_digest("lenet5")), training_digest("lenet5") == training_digest("lenet4")
+        (8, False)
+    """
+    text = repr((TRAINING_VERSION, models.spec(name), tuple(recipe(name))))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def cache_path(name: str, dataset: str, *, epochs: validation.Int, seed: validation.Int,
                limit: validation.Int = None,
                cache: str | os.PathLike | None = None) -> Path:
     """Where the checkpoint of ``name`` trained on ``dataset`` for ``epochs`` under ``seed``
-    (on the first ``limit`` training examples, if given) is."""
+    (on the first ``limit`` training examples, if given) is; the name ends in the model's
+    :func:`training_digest`."""
     epochs = validation.positive_int(epochs, "epochs")
     seed = validation.seed(seed)
     if limit is not None:
         limit = validation.positive_int(limit, "limit")
     folder = Path(cache) if cache else default_cache()
     subset = "" if limit is None else f"-n{limit}"
-    return folder / f"{name}-{dataset}-e{epochs}-s{seed}{subset}.msgpack"
+    return folder / f"{name}-{dataset}-e{epochs}-s{seed}{subset}-{training_digest(name)}.msgpack"
 
 
 # What a checkpoint holds: the weights and batch norm's running averages.
