@@ -102,9 +102,9 @@ def test_nc_matches_numpy(minmax_per_input, threshold):
         assert not got["const"].any()
 
 
-@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("k", [1, 3, 10, 32, 33, 1000])  # 32 sections a bit word
 def test_kmnc_matches_numpy(k):
-    train, test = random_acts(2, batch=40), random_acts(3, batch=12)
+    train, test = random_acts(2, batch=40), random_acts(3, batch=12 if k < 100 else 400)
     prof = np_profile(train)
     got = coverage.k_multisection_coverage(test, as_profile(prof), k=k)
     assert_masks_equal(got, np_kmnc(test, prof, k))

@@ -38,17 +38,18 @@ Acts = validation.Acts  # {site: (batch, neurons)}
 RowMask = validation.RowMask  # bool[batch] or None
 
 
-def top_k_mask(value: Float[Array, "batch neurons"], *, k: int) -> Bool[Array, "batch neurons"]:
+def top_k_mask(value: Float[Array, "*rows neurons"], *, k: int) -> Bool[Array, "*rows neurons"]:
     """Each row's ``k`` largest entries as a mask (all of a row shorter than ``k``); ties go
-    to the lower index (``jax.lax.top_k``). Pure, unchecked: for use inside a jitted kernel.
+    to the lower index (``jax.lax.top_k``), rows along the last axis. Pure, unchecked: for use
+    inside a jitted kernel.
 
     Example:
         >>> top_k_mask(jnp.array([[3.0, 1.0, 3.0], [0.0, 2.0, 1.0]]), k=2).tolist()
         [[True, False, True], [False, True, True]]
     """
-    k = min(k, value.shape[1])
+    k = min(k, value.shape[-1])
     _, index = jax.lax.top_k(value, k)
-    return (index[..., None] == jnp.arange(value.shape[1])[None, None]).any(axis=1)
+    return (index[..., None] == jnp.arange(value.shape[-1])[(None,) * index.ndim]).any(axis=-2)
 
 
 def _patterns(values: tuple, k: int):
