@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from workbench import (
     activations,
+    climbing,
     constraints,
     coverage,
     data,
@@ -500,7 +501,7 @@ def test_generate_checks_the_rectangle_before_any_work(lenet, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("the generator started")
 
-    monkeypatch.setattr(differential, "_setup", no_work)
+    monkeypatch.setattr(climbing, "setup", no_work)
     with pytest.raises(ValueError, match="does not fit the 28x28 images"):
         _generate(lenet, transformation=constraints.occlusion(start=(27, 27), size=(2, 2)))
 
