@@ -229,7 +229,7 @@ def test_a_label_outside_the_classes_is_refused(dense, label, message):
 @pytest.mark.parametrize("labels, message", [
     ([0, 12, 3], r"labels\[1\] is 12, not one of the model's 10 classes"),
     ([0, -1, 3], r"labels\[1\] is -1"),
-    ([0.0, 1.0, 2.0], r"labels must be integers"),
+    ([0.0, 1.0, 2.0], r"labels must be int\[3\], got float64\[3\]"),
 ])
 def test_labels_outside_the_classes_are_refused(dense, labels, message):
     with pytest.raises(ValueError, match=message):

@@ -22,7 +22,8 @@ uncovered neurons from the coverage as it now stands, and refills every finished
 next agreeing seed; once no seed is queued, the pool narrows to the slots still climbing. On GPUs
 and TPUs the iterations run as one jitted ``lax.while_loop``; on the CPU each iteration is its own
 jitted call (XLA's CPU backend runs the loop body ~1.5x slower inside a ``while_loop``); both
-run the same step and give the same results (tested).
+run the same step and give the same results (tested). The pool and the objective it climbs are
+:mod:`workbench.climbing`.
 
 **Paper or released code.** Where the paper (Algorithm 1, sections 5-6) and the released code
 (``MNIST/gen_diff.py``, ``utils.py``) differ, :func:`generate` follows the paper by default and
@@ -180,11 +181,7 @@ def joint_objective(models: Sequence[Model], x: Shaped[ArrayLike, "n ..."],
     x = jnp.asarray(validation.images(x, "x"), jnp.float32)
     graphdefs, states, counts = _check_models(models, x, "x")
     classes = counts[0]["logits"]
-    labels = np.asarray(labels)
-    if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be int[{len(x)}], got {labels.dtype}{list(labels.shape)}")
-    if (labels < 0).any() or (labels >= classes).any():
-        raise ValueError(f"labels must lie in 0..{classes - 1}, got {labels.tolist()}")
+    labels = validation.labels(labels, len(x), classes=classes)
     totals = [sum(c.values()) for c in counts]
     neurons = np.asarray(neurons)
     if neurons.shape != (len(models), len(x)) or not np.issubdtype(neurons.dtype, np.integer):
