@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from workbench import (
     activations,
+    climbing,
     constraints,
     coverage,
     data,
@@ -228,7 +229,7 @@ def test_a_label_outside_the_classes_is_refused(dense, label, message):
 @pytest.mark.parametrize("labels, message", [
     ([0, 12, 3], r"labels\[1\] is 12, not one of the model's 10 classes"),
     ([0, -1, 3], r"labels\[1\] is -1"),
-    ([0.0, 1.0, 2.0], r"labels must be integers"),
+    ([0.0, 1.0, 2.0], r"labels must be int\[3\], got float64\[3\]"),
 ])
 def test_labels_outside_the_classes_are_refused(dense, labels, message):
     with pytest.raises(ValueError, match=message):
@@ -500,7 +501,7 @@ def test_generate_checks_the_rectangle_before_any_work(lenet, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("the generator started")
 
-    monkeypatch.setattr(differential, "_setup", no_work)
+    monkeypatch.setattr(climbing, "setup", no_work)
     with pytest.raises(ValueError, match="does not fit the 28x28 images"):
         _generate(lenet, transformation=constraints.occlusion(start=(27, 27), size=(2, 2)))
 

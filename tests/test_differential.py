@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from workbench import activations, constraints, models, train
+from workbench import activations, climbing, constraints, models, train
 from workbench import differential as dx
 
 KEY = jax.random.key(0)
@@ -19,11 +19,11 @@ KEY = jax.random.key(0)
 
 def test_choose_draws_only_uncovered_neurons_uniformly():
     covered = jnp.array([True, False, True, False, False, True])
-    draws = np.asarray(dx._choose(KEY, covered, 6000))
+    draws = np.asarray(climbing._choose(KEY, covered, 6000))
     counts = np.bincount(draws, minlength=6)
     assert counts[[0, 2, 5]].sum() == 0
     np.testing.assert_allclose(counts[[1, 3, 4]] / 6000, 1 / 3, atol=0.03)
-    everything = np.asarray(dx._choose(KEY, jnp.ones(4, bool), 4000))
+    everything = np.asarray(climbing._choose(KEY, jnp.ones(4, bool), 4000))
     np.testing.assert_allclose(np.bincount(everything, minlength=4) / 4000, 0.25, atol=0.03)
 
 
@@ -80,9 +80,9 @@ def test_joint_objective_gradient_matches_finite_differences():
         return np.asarray(values, np.float64).reshape(len(xs), -1).sum(axis=1)
 
     graphdefs, states = zip(*(activations.split(net) for net in nets))
-    weights = dx._weights(3, jnp.zeros(2, jnp.int32), 1.0)
+    weights = climbing.objective_weights(3, jnp.zeros(2, jnp.int32), 1.0)
     np.testing.assert_array_equal(np.asarray(weights), [[-1, -1], [1, 1], [1, 1]])
-    grad = np.asarray(jax.grad(lambda x: dx._objective(
+    grad = np.asarray(jax.grad(lambda x: climbing.objective(
         graphdefs, states, x, labels, neurons, weights, 0.1, "probabilities")[0].sum())(x))
     eps = 1e-3
     directions = rng.normal(size=(3, *x.shape)).astype(np.float32)
@@ -241,15 +241,16 @@ def test_a_new_neuron_every_iteration_or_once_per_seed():
     graphdefs, states, counts = dx._check_models(_tiny_trio(), x)
     hyper = {"weight_diff": 1.0, "weight_nc": 0.1, "step": 10.0, "iterations": jnp.int32(5),
              "threshold": 0.0}
-    context, (p, r) = dx._setup(graphdefs, states, x, np.ones(8, bool),
-                                dx._initial_coverage(counts, None), KEY, 0.0, jnp.int32(-1),
-                                slots=8)
+    context, (p, r) = climbing.setup(graphdefs, states, x, np.ones(8, bool),
+                                     dx._initial_coverage(counts, None), KEY, 0.0,
+                                     jnp.int32(-1), slots=8)
     assert np.asarray(p["active"]).any()
     for per_iteration in (True, False):
-        options = dx._Options(dx._transformation("light"), True, "probabilities", "target",
-                              per_iteration)
-        carry = dx._with_optimizer((p, r), options.transformation, hyper["step"])
-        after, _, _ = dx._step_jit(graphdefs, states, context, carry, hyper, options=options)
+        options = climbing.Options(dx._transformation("light"), True, "probabilities",
+                                   "target", per_iteration)
+        carry = climbing._with_optimizer((p, r), options.transformation, hyper["step"])
+        after, _, _ = climbing._step_jit(graphdefs, states, context, carry, hyper,
+                                         options=options)
         same_seed = np.asarray(after["active"] & (after["seed_id"] == p["seed_id"]))
         assert same_seed[np.asarray(p["active"])].all()  # nothing stops at iteration 0
         unchanged = np.asarray(after["neurons"] == p["neurons"])[:, same_seed]
@@ -276,15 +277,15 @@ def test_host_and_device_loops_agree(monkeypatch):
     # batch 32 also shrinks the pool to 16 (the narrowest). Occlusion draws its rectangle from
     # each seed's key, blackout its patches from each step's.
     nets, seeds = _tiny_trio(), _tiny_seeds()
-    assert dx._pool_sizes(16) == [16] and dx._pool_sizes(32) == [32, 16]
-    assert dx._pool_sizes(256) == [256, 168, 112, 72, 48, 32, 16]
+    assert climbing._pool_sizes(16) == [16] and climbing._pool_sizes(32) == [32, 16]
+    assert climbing._pool_sizes(256) == [256, 168, 112, 72, 48, 32, 16]
     patches, rectangle = constraints.blackout(size=(2, 2)), constraints.occlusion(size=(3, 3))
     for transformation, batch_size in ((patches, 32), (rectangle, 16)):
         run = {"transformation": transformation, "iterations": 6, "batch_size": batch_size,
                "key": KEY}
-        monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
+        monkeypatch.setattr(climbing, "climber", lambda: climbing._climb_from_host)
         host = dx.generate(nets, seeds, **run)
-        monkeypatch.setattr(dx, "_climber", lambda: dx._climb_on_device)
+        monkeypatch.setattr(climbing, "climber", lambda: climbing._climb_on_device)
         device = dx.generate(nets, seeds, **run)
         assert host.seeds_climbed == device.seeds_climbed > batch_size  # some slots refilled
         assert (host.iterations > 0).any() and (host.iterations > 1).any()
@@ -296,9 +297,10 @@ def test_host_and_device_loops_agree(monkeypatch):
 
 
 def test_the_host_loop_narrows_the_pool_to_its_busy_slots():
-    assert dx._narrower(223, 256) == 224 and dx._narrower(91, 112) == 96
-    assert dx._narrower(100, 112) == 112  # 112 -> 112 saves nothing
-    assert dx._narrower(3, 32) == 16 and dx._narrower(5, 16) == 16  # 16 is the narrowest
+    assert climbing._narrower(223, 256) == 224 and climbing._narrower(91, 112) == 96
+    assert climbing._narrower(100, 112) == 112  # 112 -> 112 saves nothing
+    # 16 is the narrowest
+    assert climbing._narrower(3, 32) == 16 and climbing._narrower(5, 16) == 16
 
 
 @pytest.mark.parametrize("transformation", [constraints.occlusion(size=(3, 3)),
@@ -308,9 +310,9 @@ def test_a_seeds_result_does_not_depend_on_the_pools_widths(monkeypatch, transfo
     # only once the queue is empty: narrowing it (32 -> 16) or not changes nothing a seed finds.
     nets, seeds = _tiny_trio(), _tiny_seeds()
     run = {"transformation": transformation, "iterations": 6, "batch_size": 32, "key": KEY}
-    monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
+    monkeypatch.setattr(climbing, "climber", lambda: climbing._climb_from_host)
     shrinking = dx.generate(nets, seeds, **run)
-    monkeypatch.setattr(dx, "_narrower", lambda busy, width: width)
+    monkeypatch.setattr(climbing, "_narrower", lambda busy, width: width)
     full = dx.generate(nets, seeds, **run)
     assert (shrinking.iterations > 1).any()
     for field in ("seed_index", "predictions", "iterations", "coverage_after"):
@@ -320,10 +322,10 @@ def test_a_seeds_result_does_not_depend_on_the_pools_widths(monkeypatch, transfo
 
 def test_target_and_weights_do_not_recompile(monkeypatch):
     chex.clear_trace_counter()
-    counted = jax.jit(chex.assert_max_traces(dx._step, n=1),
+    counted = jax.jit(chex.assert_max_traces(climbing._step, n=1),
                       static_argnames=("graphdefs", "options"))
-    monkeypatch.setattr(dx, "_climber", lambda: dx._climb_from_host)
-    monkeypatch.setattr(dx, "_step_jit", counted)
+    monkeypatch.setattr(climbing, "climber", lambda: climbing._climb_from_host)
+    monkeypatch.setattr(climbing, "_step_jit", counted)
     nets, seeds = _tiny_trio(), _tiny_seeds()
     dx.generate(nets, seeds[:8], key=KEY, iterations=2, batch_size=8)
     dx.generate(nets, seeds[8:16], key=jax.random.key(1), iterations=3, batch_size=8,

@@ -48,6 +48,39 @@ def test_positive_int_refuses(bad):
         validation.positive_int(bad, "batch_size")
 
 
+def test_labels_names_the_argument_the_shape_and_the_bad_values():
+    got = validation.labels(np.array([2, 0, 1], np.uint8), 3, classes=3)
+    assert isinstance(got, np.ndarray) and got.dtype == np.uint8 and got.tolist() == [2, 0, 1]
+    assert validation.labels(jnp.array([4, 5]), 2).tolist() == [4, 5]  # a jax array, to NumPy
+    with pytest.raises(ValueError, match=r"^labels must be int\[3\], got float32\[3\]$"):
+        validation.labels(np.zeros(3, np.float32), 3)
+    with pytest.raises(ValueError, match=r"^classes must be int\[2\], got int64\[2, 1\]$"):
+        validation.labels(np.zeros((2, 1), np.int64), 2, "classes")
+    with pytest.raises(ValueError, match=r"^extra_labels must be int\[4\], one per extra image, "
+                                         r"got bool\[4\]$"):
+        validation.labels(np.ones(4, bool), 4, "extra_labels", hint=", one per extra image")
+    with pytest.raises(ValueError, match=r"^labels must lie in 0\.\.9, got \[-3, 10\]$"):
+        validation.labels([10, 0, -3, 10], 4, classes=10)
+    with pytest.raises(ValueError, match=r"got \[10, 11, .*, 19\] and 2 more$"):
+        validation.labels(np.arange(22), 22, classes=10)
+    with pytest.raises(ValueError, match=r"must be int\[0\], got float64\[0\]"):
+        validation.labels([], 0)
+
+
+def test_labels_under_a_trace_checks_shape_and_dtype_only():
+    seen = []
+
+    @jax.jit
+    def f(y):
+        seen.append(validation.labels(y, 3, classes=2))  # values unknown: range not checked
+        return y
+
+    assert f(jnp.array([0, 5, 1])).tolist() == [0, 5, 1]
+    assert isinstance(seen[0], jax.core.Tracer)
+    with pytest.raises(ValueError, match=r"labels must be int\[3\], got float32\[3\]"):
+        f(jnp.zeros(3))
+
+
 def test_positive_int_accepts_numpy_integers():
     assert validation.positive_int(np.int64(7), "k") == 7
 

@@ -15,9 +15,10 @@ Six layers (``ARCHITECTURE.md``), each module one concept:
   checkpoints), ``data`` (MNIST, CIFAR-10, the released models' files), ``sources`` (their URLs
   and SHA-256 digests), ``files`` (atomic writes);
 - passes, datasets through a model: ``streaming``, ``passes``;
-- algorithms: ``synthesis`` (DeepFault), ``differential`` (DeepXplore), ``constraints`` (image
-  transformations), ``adversarial`` (FGSM), ``retraining``, ``fuzzing`` (DeepHunter, TensorFuzz)
-  with ``mutations`` (its image mutations);
+- algorithms: ``synthesis`` (DeepFault), ``differential`` (DeepXplore) with ``climbing`` (its
+  objective and pool of climbing seeds), ``constraints`` (image transformations),
+  ``adversarial`` (FGSM), ``retraining``, ``fuzzing`` (DeepHunter, TensorFuzz) with
+  ``mutations`` (its image mutations);
 - experiments and front ends, also loaded on first use but left out of ``import *``:
   ``experiments``, ``plots``, ``widgets``, ``reproduce``, ``report``, ``cli``, ``course``
   (the teaching course's student and HTML versions), ``selfcheck`` (the course's exercise
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each module load
     from workbench import (
         activations,
         adversarial,
+        climbing,
         cluster_coverage,
         clustering,
         constraints,
@@ -96,6 +98,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each module load
 __all__ = [
     "activations",
     "adversarial",
+    "climbing",
     "cluster_coverage",
     "clustering",
     "constraints",

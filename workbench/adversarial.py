@@ -70,9 +70,7 @@ def fgsm(model: Model, x: Shaped[ArrayLike, "n ..."], labels: Shaped[ArrayLike, 
         Goodfellow et al., ICLR 2015, section 4.
     """
     x = np.asarray(validation.images(x, "x"), np.float32)
-    labels = np.asarray(labels)
-    if labels.shape != x.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be int[{len(x)}], got {labels.dtype}{list(labels.shape)}")
+    labels = validation.labels(labels, len(x))
     epsilon = validation.scalar(epsilon, "epsilon", minimum=0.0)
     batch_size = validation.positive_int(batch_size, "batch_size")
     graphdef, state = activations.split(model)

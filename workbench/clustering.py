@@ -177,10 +177,7 @@ def silhouette(x: Shaped[ArrayLike, "_n _features"], labels: Shaped[ArrayLike, "
         Rousseeuw 1987, section 2.
     """
     x = _points(x)
-    labels = np.asarray(labels)
-    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be int[{x.shape[0]}], got {labels.dtype}"
-                         f"{list(labels.shape)}")
+    labels = validation.labels(labels, x.shape[0])
     _, labels = np.unique(labels, return_inverse=True)
     k = int(labels.max()) + 1
     if k < 2:

@@ -364,11 +364,7 @@ def _check_seeds(seeds, labels, oracle):
         if oracle == "misclassification":
             raise ValueError("oracle 'misclassification' needs the seeds' labels")
         return seeds, None
-    labels = np.asarray(labels)
-    if labels.shape != (len(seeds),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be int[{len(seeds)}], got {labels.dtype}"
-                         f"{list(labels.shape)}")
-    return seeds, labels.astype(np.int32)
+    return seeds, validation.labels(labels, len(seeds)).astype(np.int32)
 
 
 def _plain(tree):

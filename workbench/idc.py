@@ -60,11 +60,9 @@ def gradient_x_activation(acts: Shaped[ArrayLike, "_n _neurons"],
     """
     a = validation.acts({"acts": acts})["acts"]
     w = validation.array(kernel, "kernel")
-    c = np.asarray(classes)
     if w.ndim != 2 or w.shape[0] != a.shape[1]:
         raise ValueError(f"kernel must be (neurons={a.shape[1]}, classes), got {w.shape}")
-    if c.shape != (a.shape[0],) or not np.issubdtype(c.dtype, np.integer):
-        raise ValueError(f"classes must be int[{a.shape[0]}], got {c.dtype}{list(c.shape)}")
+    c = validation.labels(classes, a.shape[0], "classes")
     return (a * w.T[jnp.asarray(c)]).mean(axis=0)
 
 

@@ -385,10 +385,7 @@ def model_spectrum(model, images: Images, labels: Shaped[ArrayLike, "..."], *,
         validation.integer(label, "label", minimum=0)
     if n_classes is not None:
         validation.positive_int(n_classes, "n_classes")
-    labels = np.asarray(labels)
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({len(images)},), got "
-                         f"{labels.dtype} of shape {labels.shape}")
+    labels = validation.labels(labels, len(images))
     parts = _setup(model, images, convention, batch_size)
     counts = parts[3]
     classes = _n_classes(parts[0], parts[1], tuple(images.shape[1:]))

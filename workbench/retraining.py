@@ -134,10 +134,10 @@ def _augmented(base, extra_images, extra_labels, epochs, batch_size) -> data.Dat
                          f"base.images, got shape {extra_images.shape}")
     validation.images(extra_images, "extra_images")
     extra_labels = np.asarray(extra_labels)
-    if extra_labels.shape != (len(extra_images),) or (
-            extra_labels.size and not np.issubdtype(extra_labels.dtype, np.integer)):
-        raise ValueError(f"extra_labels must be int[{len(extra_images)}], one per extra image, "
-                         f"got {extra_labels.dtype}{list(extra_labels.shape)}")
+    if extra_labels.shape == (0,) == (len(extra_images),):
+        extra_labels = extra_labels.astype(np.int32)  # no labels: ``[]`` is float64 in NumPy
+    extra_labels = validation.labels(extra_labels, len(extra_images), "extra_labels",
+                                     hint=", one per extra image")
     return data.Dataset(np.concatenate([base.images, extra_images]),
                         np.concatenate([base.labels, extra_labels.astype(np.int32)]),
                         base.class_names)

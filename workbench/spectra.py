@@ -156,9 +156,7 @@ def hit_spectrum_by_class(acts: Acts, passed: validation.RowMask, labels, n_clas
     batch = next(iter(acts.values())).shape[0]
     passed = validation.row_mask(passed, batch, "passed")
     where = validation.row_mask(where, batch, "where")
-    if jnp.shape(labels) != (batch,) or not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-        raise ValueError(f"labels must be integers of shape ({batch},), got "
-                         f"{jnp.result_type(labels)} of shape {jnp.shape(labels)}")
+    labels = validation.labels(labels, batch)
     counts = _hit_spectrum_by_class(tuple(acts.values()), passed, where, labels,
                                     validation.scalar(threshold, "threshold"),
                                     n_classes=validation.positive_int(n_classes, "n_classes"))

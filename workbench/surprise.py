@@ -84,10 +84,7 @@ def _as_matrix(acts, name: str) -> np.ndarray:
 
 
 def _as_classes(classes, n: int, name: str) -> np.ndarray:
-    classes = np.asarray(classes)
-    if classes.shape != (n,) or not np.issubdtype(classes.dtype, np.integer):
-        raise ValueError(f"{name} must be int[{n}], got {classes.dtype}{list(classes.shape)}")
-    return classes.astype(np.int32)
+    return validation.labels(classes, n, name).astype(np.int32)
 
 
 def _check(train_acts, train_classes, test_acts, test_classes):

@@ -164,11 +164,8 @@ def _check_dataset(dataset, name: str = "dataset") -> None:
     if not (hasattr(dataset, "images") and hasattr(dataset, "labels")):
         raise ValueError(f"{name} must be a workbench.data.Dataset (images, labels, "
                          f"class_names), got {type(dataset).__name__}")
-    labels = np.asarray(dataset.labels)
     n = len(dataset.images) if hasattr(dataset.images, "__len__") else None
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name}.labels must be int[{n}] (one per image), got "
-                         f"{labels.dtype}{list(labels.shape)}")
+    validation.labels(dataset.labels, n, f"{name}.labels", hint=" (one per image)")
 
 
 def _check_labels(graphdef, state, dataset, shape) -> None:

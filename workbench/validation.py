@@ -35,6 +35,7 @@ __all__ = [
     "is_int",
     "is_traced",
     "key",
+    "labels",
     "positive_int",
     "row_mask",
     "scalar",
@@ -211,6 +212,39 @@ def row_mask(mask, batch: int, name: str = "mask") -> jax.Array:
     if mask.shape != (batch,) or mask.dtype != jnp.bool_:
         raise ValueError(f"{name} must be bool[{batch}], got {mask.dtype}{list(mask.shape)}")
     return mask
+
+
+def labels(values, n: int, name: str = "labels", *, classes: int | None = None,
+           hint: str = "") -> np.ndarray | jax.Array:
+    """``int[n]`` class labels (any integer dtype, kept) as a NumPy array; with ``classes``,
+    each in ``0..classes - 1``. ``hint`` is added to the error after ``int[n]`` (e.g. ``", one
+    per extra image"``). A traced value (inside a ``jax`` transformation) is checked by shape
+    and dtype only and returned unchanged.
+
+    Example:
+        >>> labels([3, 7], 2).tolist()
+        [3, 7]
+        >>> labels(np.zeros(3), 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: labels must be int[3], got float64[3]
+        >>> labels([3, 12, -1], 3, classes=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: labels must lie in 0..9, got [-1, 12]
+    """
+    if not is_traced(values):
+        values = np.asarray(values)
+    if values.shape != (n,) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"{name} must be int[{n}]{hint}, got {values.dtype}"
+                         f"{list(values.shape)}")
+    if classes is not None and not is_traced(values):
+        bad = (values < 0) | (values >= classes)
+        if bad.any():
+            shown = np.unique(values[bad])
+            raise ValueError(f"{name} must lie in 0..{classes - 1}, got {shown[:10].tolist()}"
+                             + (f" and {len(shown) - 10} more" if len(shown) > 10 else ""))
+    return values
 
 
 def scalar(x, name: str, *, minimum: float | None = None, above: float | None = None
