@@ -294,3 +294,23 @@ def test_keras_export_refuses_blocks_and_batch_norm_by_layer():
         models.to_keras(net, "unused.h5")
     with pytest.raises(keras.KerasError, match=r"zoo='resnet20'.*residual block or batch norm"):
         models.from_keras(None, "unused.h5", zoo="resnet20")
+
+
+def test_package_keeps_compilations_in_the_users_cache_unless_told_otherwise(tmp_path,
+                                                                              monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from workbench import files
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("JAX_COMPILATION_CACHE_DIR", "WORKBENCH_XLA_DEFAULTS")}
+    code = "import workbench, jax; print(jax.config.jax_compilation_cache_dir)"
+    for env, expected in (({}, str(files.cache_folder() / "jax")),
+                          ({"JAX_COMPILATION_CACHE_DIR": "/elsewhere"}, "/elsewhere"),
+                          ({"WORKBENCH_XLA_DEFAULTS": "0"}, "None")):
+        out = subprocess.run([sys.executable, "-c", code], env={**base, **env},
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected

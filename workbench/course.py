@@ -31,8 +31,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import nbformat
-
 __all__ = ["COURSE_DIR", "chapters", "exercises", "html_page", "metadata_problems", "render_html",
            "solution_names", "student_version", "write_student"]
 
@@ -117,6 +115,8 @@ def write_student(out_dir: str | Path, folder: str | Path = COURSE_DIR) -> list[
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir: {out_dir} is a file, expected a folder")
+    import nbformat  # here, not at the top: the CLI imports this module for its help (1.2 s)
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in chapters(folder):
@@ -172,6 +172,7 @@ def render_html(out_dir: str | Path, *, folder: str | Path = COURSE_DIR,
                 names: Sequence[str] | None = None) -> list[Path]:
     """Executes every chapter with papermill (default parameters, or ``profile[stem]``) into
     ``out_dir/executed/`` and renders each to ``out_dir/<chapter>.html``, with an index."""
+    import nbformat
     import papermill
 
     out_dir = Path(out_dir)
