@@ -155,8 +155,10 @@ def wider_lenet1(extra: int, *, seed: int = 0):
 
 
 def _base_stem(epochs: int, seed: int, n: int) -> str:
-    """The checkpoint name of the plain LeNet-1 Table 12 and the pollution test start from."""
-    return f"lenet1-table12-e{epochs}-s{seed}-n{n}"
+    """The checkpoint name of the plain LeNet-1 Table 12 and the pollution test start from
+    (ending, like every derived name, in ``train.training_digest("lenet1")``, so a changed model
+    or training retrains them)."""
+    return f"lenet1-table12-e{epochs}-s{seed}-n{n}-{train.training_digest('lenet1')}"
 
 
 def _cached(make, path: Path, training: data.Dataset, *, epochs: int, seed: int):
@@ -289,7 +291,8 @@ def pollution_detection(training: data.Dataset, test: data.Dataset, *, epochs: i
     dirty = labels.copy()
     dirty[polluted] = into
     cache = common.model_cache()
-    stem = f"lenet1-pollution{source}to{into}-f{fraction}-e{epochs}-s{seed}"
+    stem = (f"lenet1-pollution{source}to{into}-f{fraction}-e{epochs}-s{seed}-"
+            f"{train.training_digest('lenet1')}")
     clean = _cached(lambda: models.create("lenet1", seed=seed),  # Table 12's base
                     cache / f"{_base_stem(epochs, seed, len(training.images))}.msgpack", training,
                     epochs=epochs, seed=seed)
