@@ -46,9 +46,8 @@ def _xla_cpu_options() -> None:
     leaves ``XLA_FLAGS`` untouched.
     """
     flags = _os.environ.get("XLA_FLAGS", "")
-    if _os.environ.get("WORKBENCH_XLA_DEFAULTS", "1") == "0" or "xla_cpu_enable_fast_math" in flags:
-        return
-    _os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_enable_fast_math=true".strip()
+    if "xla_cpu_enable_fast_math" not in flags:
+        _os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_enable_fast_math=true".strip()
 
 
 def _compilation_cache() -> None:
@@ -58,8 +57,7 @@ def _compilation_cache() -> None:
     for three LeNets). Left alone when ``$JAX_COMPILATION_CACHE_DIR`` names a folder or
     ``WORKBENCH_XLA_DEFAULTS=0``. Set in the environment, which JAX reads when imported; if
     JAX was imported first, in its config (effective until its first compilation)."""
-    if _os.environ.get("WORKBENCH_XLA_DEFAULTS", "1") == "0" \
-            or "JAX_COMPILATION_CACHE_DIR" in _os.environ:
+    if "JAX_COMPILATION_CACHE_DIR" in _os.environ:
         return
     from workbench import files  # the standard library only: cheap
 
@@ -70,8 +68,9 @@ def _compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", folder)
 
 
-_xla_cpu_options()
-_compilation_cache()
+if _os.environ.get("WORKBENCH_XLA_DEFAULTS", "1") != "0":  # the one opt-out of both
+    _xla_cpu_options()
+    _compilation_cache()
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time each module loads on first use
     from workbench import (

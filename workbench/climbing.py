@@ -133,7 +133,7 @@ def _differs(preds, targets, stop):
 
 
 def _pool_sizes(slots: int) -> list[int]:
-    """The device loop's pool widths (:func:`_climb`): each two thirds of the last, in multiples
+    """The device loop's pool widths (:func:`_climb_on_device`): each two thirds of the last, in multiples
     of 8, down to 16; it narrows when the queue is empty and the next width holds every
     climbing seed, so seeds climbing to the last iteration keep at least two thirds of the
     slots busy (halving left up to half of them idle)."""
@@ -263,12 +263,16 @@ def _step(graphdefs, states, context, carry, hyper, *, options):
     return p, r, opt
 
 
+def _pool_state(context, p, r):
+    """``(busy slots, whether seeds are queued)``."""
+    return p["active"].sum(), r["next"] < context["n_agree"]
+
+
 def _keep_going(context, carry, smaller):
     """Whether the pool at this width has work: seeds queued, or more busy slots than the
     next, narrower pool holds (``smaller``; 0 for the last width)."""
-    p, r, _ = carry
-    busy = p["active"].sum()
-    return (busy > 0) & ((r["next"] < context["n_agree"]) | (busy > smaller))
+    busy, queued = _pool_state(context, *carry[:2])
+    return (busy > 0) & (queued | (busy > smaller))
 
 
 def _shrink(carry, smaller):
@@ -284,28 +288,21 @@ def _with_optimizer(carry, transformation, step):
     return p, r, _optimizer(transformation, step).init(p["x"])
 
 
-def _climb(graphdefs, states, context, carry, hyper, *, options, slots, while_loop,
-           keep_going, step, shrink):
-    """Every pool width in turn: iterate until the width has no more work, then narrow it;
-    traced into one program (:func:`_climb_on_device`) or driven by the host
-    (:func:`_climb_from_host`), as ``while_loop``, ``keep_going``, ``step``, ``shrink`` say."""
+@functools.partial(jax.jit, static_argnames=("graphdefs", "options", "slots"))
+def _climb_on_device(graphdefs, states, context, carry, hyper, *, options, slots):
+    """One program on GPUs and TPUs, no host round trips: every width of the fixed ladder
+    (:func:`_pool_sizes`) in turn, iterated in a ``lax.while_loop`` until it has no more work,
+    then narrowed."""
     sizes = _pool_sizes(slots)
     for phase in range(len(sizes)):
         smaller = sizes[phase + 1] if phase + 1 < len(sizes) else 0
-        *carry, _ = while_loop(
-            functools.partial(keep_going, context, smaller=smaller),
-            lambda c: step(graphdefs, states, context, c, hyper, options=options),
+        *carry, _ = jax.lax.while_loop(
+            functools.partial(_keep_going, context, smaller=smaller),
+            lambda c: _step(graphdefs, states, context, c, hyper, options=options),
             _with_optimizer(carry, options.transformation, hyper["step"]))
         if smaller:
-            carry = shrink(tuple(carry), smaller=smaller)
+            carry = _shrink(tuple(carry), smaller=smaller)
     return carry
-
-
-# One program on GPUs and TPUs: no host round trips.
-_climb_on_device = jax.jit(
-    functools.partial(_climb, while_loop=jax.lax.while_loop, keep_going=_keep_going,
-                      step=_step, shrink=_shrink),
-    static_argnames=("graphdefs", "options", "slots"))
 
 
 # The CPU: XLA's CPU backend runs the step ~1.5x slower inside a ``lax.while_loop`` (three
@@ -315,17 +312,15 @@ _step_jit = jax.jit(_step, static_argnames=("graphdefs", "options"))
 _shrink_jit = jax.jit(_shrink, static_argnames=("smaller",))
 
 
-@jax.jit
-def _pool_state_jit(context, p, r):
-    """``(busy slots, whether seeds are queued)``."""
-    return p["active"].sum(), r["next"] < context["n_agree"]
+_pool_state_jit = jax.jit(_pool_state)
 
 
 def _climb_from_host(graphdefs, states, context, carry, hyper, *, options, slots):
-    """:func:`_climb` with each iteration a jitted call of :func:`_step`, driven by Python;
-    the pool narrows to fit its busy slots (:func:`_narrower`) rather than along a fixed ladder
-    of widths: on the CPU the narrower pool's saving is worth its compilation. Three LeNets,
-    300 seeds, 50 iterations: 91 seeds climb to the end, in 96 slots instead of 112."""
+    """:func:`_climb_on_device`'s loop with each iteration a jitted call of :func:`_step`,
+    driven by Python; the pool narrows to fit its busy slots (:func:`_narrower`) rather than
+    along a fixed ladder of widths: on the CPU the narrower pool's saving is worth its
+    compilation. Three LeNets, 300 seeds, 50 iterations: 91 seeds climb to the end, in 96 slots
+    instead of 112."""
     del slots
     width = carry[0]["active"].shape[0]
     carry = _with_optimizer(carry, options.transformation, hyper["step"])

@@ -88,8 +88,9 @@ def constraint(fn: Constraint, *, per_seed: bool = False) -> optax.GradientTrans
     ``step_keys``, that fresh key of each image given directly); and ``seed_keys``, one key per
     image that stays the same over a seed's whole climb (:func:`workbench.differential.generate`
     passes all three: its step keys follow each seed and iteration, not the image's place in the
-    batch). ``fn`` gets the fresh key, or with ``per_seed=True`` the image's seed key. Cached per ``(fn, per_seed)``, so building it twice
-    does not recompile :func:`workbench.differential.generate`.
+    batch). ``fn`` gets the fresh key, or with ``per_seed=True`` the image's seed key. Cached
+    per ``(fn, per_seed)``, so building it twice does not recompile
+    :func:`workbench.differential.generate`.
 
     Example:
         >>> def left_half(gradient, key):

@@ -283,10 +283,11 @@ def synthesize(model: Model, seeds: Shaped[ArrayLike, "n ..."], targets: Targets
     d = validation.scalar(d, "d", minimum=0.0)
     conv = activations.as_convention(convention)
     graphdef, state = activations.split(model)
-    seeds = validation.images(seeds, "seeds")
+    # On the device before the range checks: validation.extremes remembers a JAX array's
+    # minimum and maximum, so the unit-range check and the model's input check share them.
+    seeds = jnp.asarray(validation.images(seeds, "seeds"), jnp.float32)
     _check_unit_range(seeds)
     shape = activations.check_model_input((graphdef, state), seeds, "seeds")
-    seeds = jnp.asarray(seeds, jnp.float32)
     flat = _flat_targets(activations.neuron_counts((graphdef, state), shape, convention=conv),
                          targets)
     return _synthesize(graphdef, state, seeds, flat, step_size, d, normalize=normalize,

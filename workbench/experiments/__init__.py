@@ -1,5 +1,6 @@
 """The papers' experiments as plain functions: each takes models and data and returns rows
-(a list of dicts) that :func:`workbench.experiments.common.save_table` writes and the notebooks show.
+(a list of dicts) that :func:`workbench.experiments.common.save_table` writes and the notebooks
+show.
 
 ``common`` (the project's folders, loading the papers' models, result tables), ``deepfault``
 (suspicious against random neurons), ``deepfault_paper`` (DeepFault's tables at the paper's
